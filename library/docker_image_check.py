@@ -1,0 +1,107 @@
+#!/usr/bin/python
+"""Ansible module: check that the Docker engine answers and that images exist on it."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: docker_image_check
+short_description: Check that the engine answers and that the given images exist on it
+description:
+  - Read-only preflight check. Connects to the engine and looks up every image by reference.
+  - Fails with one line naming the missing images, so nothing is stopped before they exist.
+version_added: "0.1.0"
+author: prosaas-deploy
+options:
+  images:
+    description: Image references that must exist on the engine.
+    type: list
+    elements: str
+    required: true
+  docker_host:
+    description: Engine URL, V(unix://), V(tcp://) or V(ssh://).
+    type: str
+    default: unix:///var/run/docker.sock
+  api_timeout:
+    description: Seconds before one call to the engine API times out.
+    type: int
+    default: 120
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is nothing to show.
+requirements:
+  - docker (Python SDK) >= 7.0
+"""
+
+EXAMPLES = r"""
+- name: Check that every image of the release exists
+  docker_image_check:
+    images:
+      - prosaas-demo/app:v2
+      - prosaas-demo/redis:7
+"""
+
+RETURN = r"""
+engine_version:
+  description: Version of the engine that answered.
+  returned: always
+  type: str
+  sample: "20.10.24+dfsg1"
+images:
+  description: Image ID per reference that exists.
+  returned: always
+  type: dict
+  sample: {"prosaas-demo/app:v2": "sha256:9c1f0d4e2a7b"}
+missing:
+  description: References not found on the engine.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+import contextlib
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prosaas_docker import docker_argument_spec, docker_client
+
+with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
+    from docker.errors import ImageNotFound
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=docker_argument_spec(
+            images={"type": "list", "elements": "str", "required": True}
+        ),
+        supports_check_mode=True,
+    )
+    client = docker_client(module)
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for reference in module.params["images"]:
+        try:
+            found[reference] = client.images.get(reference).id
+        except ImageNotFound:
+            missing.append(reference)
+    result = {
+        "changed": False,
+        "engine_version": client.version().get("Version", "unknown"),
+        "images": found,
+        "missing": missing,
+    }
+    if missing:
+        module.fail_json(
+            msg=f"images not found on the engine at {module.params['docker_host']}: "
+            f"{', '.join(missing)} (build or pull them first)",
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

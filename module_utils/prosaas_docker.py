@@ -1,0 +1,55 @@
+"""Docker engine access shared by the prosaas modules: argument spec, import guard, client."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import docker
+    from docker.errors import DockerException
+
+    DOCKER_IMPORT_ERROR = None
+except ImportError:
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+DOCKER_COMMON_ARGS: dict[str, dict[str, Any]] = {
+    "docker_host": {"type": "str", "default": DEFAULT_DOCKER_HOST},
+    "api_timeout": {"type": "int", "default": 120},
+}
+
+
+def docker_argument_spec(**module_args: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the module's own arguments merged with the common Docker ones."""
+    return {**DOCKER_COMMON_ARGS, **module_args}
+
+
+def require_docker_sdk(module: AnsibleModule) -> None:
+    if DOCKER_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+
+
+def docker_client(module: AnsibleModule) -> docker.DockerClient:
+    """Connect to the engine named by docker_host; fail with one line if it does not answer."""
+    require_docker_sdk(module)
+    host = module.params["docker_host"]
+    try:
+        client = docker.DockerClient(
+            base_url=host,
+            timeout=module.params["api_timeout"],
+            use_ssh_client=host.startswith("ssh://"),
+        )
+        client.ping()
+    except DockerException as exc:
+        module.fail_json(msg=f"cannot reach the Docker engine at {host}: {one_line(exc)}")
+    return client
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's text, for messages an operator reads."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

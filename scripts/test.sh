@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: lint, then unit, integration and e2e tests (pytest).
+# Starts what it needs (dockerd, a throwaway PostgreSQL) and stops what it started.
+# Extra arguments go to pytest, e.g. `scripts/test.sh -m unit`.
+set -euo pipefail
+source "$(dirname "$0")/setup.sh"
+cd "$PROSAAS_ROOT"
+trap stop_dockerd_if_started EXIT
+
+ensure_postgres_binaries() {
+    [ -n "${TEST_DATABASE_URL:-}" ] && return 0
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_install postgresql
+}
+
+ensure_venv
+ensure_postgres_binaries
+ensure_docker
+ensure_base_image
+build_images
+
+say "lint: ruff, yamllint, ansible-lint"
+ruff check .
+ruff format --check .
+yamllint --strict .
+ansible-lint --offline -q
+
+say "tests: pytest"
+python -m pytest "$@"

@@ -1,0 +1,245 @@
+"""Shared fixtures: a real PostgreSQL server, a real Docker engine, and playbook runs."""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import ansible_runner
+import docker
+import psycopg
+import pytest
+from docker.errors import DockerException
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_USER = "postgres"
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, taken from the folder it lives in."""
+    for item in items:
+        layer = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+# --- PostgreSQL ---------------------------------------------------------------------
+
+
+@dataclass
+class PgServer:
+    """A PostgreSQL server the tests may create databases on."""
+
+    dsn: str
+
+    def dsn_for(self, dbname: str) -> str:
+        return psycopg.conninfo.make_conninfo(self.dsn, dbname=dbname)
+
+    def create_database(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bin_dir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
+    if not candidates:
+        pytest.fail(
+            "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin: set TEST_DATABASE_URL "
+            "or install Debian's postgresql package (scripts/test.sh does it as root)"
+        )
+    return Path(candidates[-1]).parent
+
+
+def _version_key(path: str) -> int:
+    return int(Path(path).parent.parent.name.split(".")[0])
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    """initdb refuses to run as root: run the server tools as the postgres account then."""
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", PG_USER, "--", *command]
+
+
+class ThrowawayCluster:
+    """A cluster made with initdb in a temporary folder, on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.bin = postgres_bin_dir()
+        self.base = Path(tempfile.mkdtemp(prefix="prosaas-pg-"))
+        self.data = self.base / "data"
+        self.log = self.base / "server.log"
+        self.port = free_loopback_port()
+        self.password = secrets.token_urlsafe(16)
+
+    def start(self) -> str:
+        pwfile = self.base / "pw"
+        pwfile.write_text(self.password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(self.base, PG_USER)
+            shutil.chown(pwfile, PG_USER)
+        self._run(
+            "initdb", "-D", str(self.data), "-U", PG_USER, f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
+        pwfile.unlink()
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        return f"postgresql://{PG_USER}:{quote(self.password)}@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def _run(self, tool: str, *args: str) -> None:
+        result = subprocess.run(
+            _as_postgres_user([str(self.bin / tool), *args]),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            log = self.log.read_text() if self.log.exists() else ""
+            pytest.fail(
+                f"{tool} failed ({result.returncode}): {result.stderr.strip()} {log[-500:]}"
+            )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """TEST_DATABASE_URL when set, else a throwaway cluster removed at the end."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield PgServer(url)
+        return
+    cluster = ThrowawayCluster()
+    dsn = cluster.start()
+    try:
+        yield PgServer(dsn)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def database(postgres: PgServer) -> Iterator[str]:
+    """The DSN of a new, empty database, dropped after the test."""
+    name = postgres.create_database()
+    try:
+        yield postgres.dsn_for(name)
+    finally:
+        postgres.drop_database(name)
+
+
+# --- Docker -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> docker.DockerClient:
+    """The engine at DOCKER_HOST (default socket). Missing is a failure, never a skip."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except DockerException as exc:
+        pytest.fail(f"no Docker engine reachable ({exc}); scripts/test.sh starts one")
+    return client
+
+
+@pytest.fixture(scope="session")
+def demo_images(docker_engine: docker.DockerClient) -> list[str]:
+    """The demo images scripts/test.sh builds; missing ones fail the test that needs them."""
+    wanted = ["prosaas-demo/app:v1", "prosaas-demo/app:v2", "prosaas-demo/redis:7",
+              "prosaas-demo/postgres:15"]  # fmt: skip
+    missing = [ref for ref in wanted if not docker_engine.images.list(name=ref)]
+    if missing:
+        pytest.fail(f"images missing: {', '.join(missing)}; run scripts/test.sh to build them")
+    return wanted
+
+
+# --- Playbooks ----------------------------------------------------------------------
+
+
+def run_playbook(
+    playbook: str, tmp_path: Path, extravars: dict | None = None, inventory: str = "local"
+) -> ansible_runner.Runner:
+    """Run one of the project's playbooks as ops would, through ansible-runner."""
+    private_data_dir = tmp_path / f"runner-{uuid.uuid4().hex[:8]}"
+    private_data_dir.mkdir()
+    return ansible_runner.run(
+        private_data_dir=str(private_data_dir),
+        project_dir=str(ROOT),
+        playbook=str(ROOT / playbook),
+        inventory=str(ROOT / "inventories" / inventory),
+        extravars=extravars or {},
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        quiet=True,
+    )
+
+
+def host_stats(runner: ansible_runner.Runner, host: str = "localhost") -> dict[str, int]:
+    """Per-host play recap counters: ok, changed, failures, ..."""
+    return {key: (value or {}).get(host, 0) for key, value in (runner.stats or {}).items()}
+
+
+@dataclass
+class IsolatedStack:
+    """Names and ports of one test's own copy of the local stack."""
+
+    prefix: str
+    extravars: dict
+
+
+@pytest.fixture
+def isolated_stack(
+    docker_engine: docker.DockerClient, demo_images: list[str]
+) -> Iterator[IsolatedStack]:
+    """Extra vars that give the local stack its own containers, network, volume and ports.
+
+    Everything carrying the prefix is removed afterwards, so a demo stack already running on
+    the machine is never touched.
+    """
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    extravars = {
+        "prosaas_container_prefix": prefix,
+        "prosaas_network": f"{prefix}net",
+        "prosaas_api_port": free_loopback_port(),
+        "prosaas_calls_port": free_loopback_port(),
+        "prosaas_database_port_from_deployer": free_loopback_port(),
+    }
+    try:
+        yield IsolatedStack(prefix, extravars)
+    finally:
+        remove_stack(docker_engine, prefix)
+
+
+def remove_stack(client: docker.DockerClient, prefix: str) -> None:
+    for container in client.containers.list(all=True, filters={"name": f"^{prefix}"}):
+        container.remove(force=True)
+    for network in client.networks.list(names=[f"{prefix}net"]):
+        network.remove()
+    for volume in client.volumes.list(filters={"name": prefix}):
+        volume.remove(force=True)
