@@ -89,7 +89,7 @@ debian_mirror() {
     # The mirror apt already uses, so a machine behind a local mirror keeps using it.
     local uri
     uri=$(grep -rhoE '^(deb +|URIs: *)https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-        | grep -oE 'https?://[^ ]+' | grep -v security | head -n 1)
+        | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n 1)
     echo "${DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
 }
 
