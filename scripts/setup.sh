@@ -132,10 +132,13 @@ build_image() {
 build_images() {
     say "building the images (base: $BASE_IMAGE)"
     : >"$PROSAAS_STATE/build.log"
-    build_image prosaas-demo/postgres:15 "$PROSAAS_ROOT/demo/postgres"
-    build_image prosaas-demo/redis:7 "$PROSAAS_ROOT/demo/redis"
-    build_image prosaas-demo/app:v1 "$PROSAAS_ROOT/demo/app" --build-arg DEMO_VERSION=1
-    build_image prosaas-demo/app:v2 "$PROSAAS_ROOT/demo/app" --build-arg DEMO_VERSION=2
+    local tag context args arg
+    while IFS=$'\t' read -r tag context args; do
+        case "$tag" in '#'* | '') continue ;; esac
+        local build_args=()
+        for arg in $args; do build_args+=(--build-arg "$arg"); done
+        build_image "$tag" "$PROSAAS_ROOT/$context" "${build_args[@]}"
+    done <"$PROSAAS_ROOT/scripts/images.tsv"
 }
 
 setup_all() {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -24,6 +26,9 @@ from docker.errors import DockerException
 ROOT = Path(__file__).resolve().parent.parent
 PG_USER = "postgres"
 LAYERS = ("unit", "integration", "e2e")
+# The Ansible commands (and squawk) installed beside this interpreter, even when the
+# virtualenv is not activated.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -172,8 +177,8 @@ def docker_engine() -> docker.DockerClient:
 @pytest.fixture(scope="session")
 def demo_images(docker_engine: docker.DockerClient) -> list[str]:
     """The demo images scripts/test.sh builds; missing ones fail the test that needs them."""
-    wanted = ["prosaas-demo/app:v1", "prosaas-demo/app:v2", "prosaas-demo/redis:7",
-              "prosaas-demo/postgres:15"]  # fmt: skip
+    lines = (ROOT / "scripts" / "images.tsv").read_text().splitlines()
+    wanted = [line.split("\t")[0] for line in lines if line and not line.startswith("#")]
     missing = [ref for ref in wanted if not docker_engine.images.list(name=ref)]
     if missing:
         pytest.fail(f"images missing: {', '.join(missing)}; run scripts/test.sh to build them")
@@ -198,6 +203,48 @@ def run_playbook(
         envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
         quiet=True,
     )
+
+
+@dataclass
+class ModuleRun:
+    """One module call made through Ansible: its exit code, its result and what it printed."""
+
+    rc: int
+    result: dict
+    stdout: str
+    event: str
+
+    @property
+    def failed(self) -> bool:
+        return self.event != "runner_on_ok"
+
+
+def run_module(
+    tmp_path: Path, module: str, args: dict, *, check: bool = False, diff: bool = False
+) -> ModuleRun:
+    """Run a module of library/ on localhost through Ansible itself (ad hoc, like `ansible -m`)."""
+    private_data_dir = tmp_path / f"module-{uuid.uuid4().hex[:8]}"
+    private_data_dir.mkdir()
+    flags = [flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted]
+    runner = ansible_runner.run(
+        private_data_dir=str(private_data_dir),
+        project_dir=str(ROOT),
+        host_pattern="localhost",
+        inventory=str(ROOT / "inventories" / "local"),
+        module=module,
+        module_args=json.dumps(args),
+        cmdline=" ".join(flags) or None,
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        quiet=True,
+    )
+    results = [
+        (event["event"], event["event_data"]["res"])
+        for event in runner.events
+        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable")
+    ]
+    assert len(results) == 1, f"expected one result from {module}, got {len(results)}"
+    event, result = results[0]
+    return ModuleRun(runner.rc, result, runner.stdout.read(), event)
 
 
 def host_stats(runner: ansible_runner.Runner, host: str = "localhost") -> dict[str, int]:

@@ -1,0 +1,575 @@
+"""``python -m migrator lint``: catch unsafe migrations before they reach production.
+
+Two passes over each file, both reported in one list sorted by file and line:
+
+- squawk (PyPI ``squawk-cli``), the reference PostgreSQL migration linter, with the
+  project's config ``migrations/squawk.toml`` (rules that conflict with this design are
+  excluded there, each with its reason);
+- the project's own rules below, run on the SQL text with comments and string literals
+  blanked out, one statement at a time.
+
+Each finding reads ``file:line: rule-id: message — safe alternative: ...``; squawk's rule ids
+are prefixed ``squawk/``. A lint that could not run (squawk missing or failing) is a
+failure, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from migrator.exitcodes import ExitCode
+from migrator.files import FILENAME, Migration
+
+CONFIG = Path(__file__).resolve().parent.parent / "squawk.toml"
+SQUAWK_TIMEOUT = 120
+BACKFILL = "move data changes to a batched backfill job (migrations/backfills/)"
+
+# A header flag lets these squawk findings through, like the matching project rules.
+SQUAWK_ALLOWED_BY = {
+    "ban-drop-column": "drop-column",
+    "ban-drop-table": "drop-table",
+    "renaming-column": "rename",
+    "renaming-table": "rename",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    file: str
+    line: int
+    rule: str
+    message: str
+    alternative: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}:{self.line}: {self.rule}: {self.message}"
+            f" — safe alternative: {self.alternative}"
+        )
+
+
+# --- SQL text -----------------------------------------------------------------------
+
+
+DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def block_comment_end(sql: str, i: int) -> int:
+    depth, j = 1, i + 2
+    while j < len(sql) and depth:
+        if sql.startswith("/*", j):
+            depth, j = depth + 1, j + 2
+        elif sql.startswith("*/", j):
+            depth, j = depth - 1, j + 2
+        else:
+            j += 1
+    return j
+
+
+def string_end(sql: str, i: int) -> int:
+    """Index of the closing quote of the literal opening at ``i`` (``''`` is a quote)."""
+    escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not sql[i - 2].isalnum())
+    j = i + 1
+    while j < len(sql):
+        if (escapes and sql[j] == "\\") or sql.startswith("''", j):
+            j += 2
+        elif sql[j] == "'":
+            return j
+        else:
+            j += 1
+    return len(sql)
+
+
+def blanked_span(sql: str, i: int) -> tuple[int, int, int] | None:
+    """``(start, end, next)`` to blank for a comment or literal opening at ``i``, if any."""
+    n = len(sql)
+    if sql.startswith("--", i):
+        end = sql.find("\n", i)
+        end = n if end == -1 else end
+        return i, end, end
+    if sql.startswith("/*", i):
+        end = block_comment_end(sql, i)
+        return i, end, end
+    if sql[i] == "'":
+        end = string_end(sql, i)
+        return i + 1, end, end + 1
+    if sql[i] == "$" and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+        tag = DOLLAR_TAG.match(sql, i)
+        if tag:
+            close = sql.find(tag[0], tag.end())
+            end = n if close == -1 else close
+            return tag.end(), end, end + len(tag[0])
+    return None
+
+
+def blank(sql: str) -> str:
+    """The SQL with comments and the insides of string literals replaced by spaces.
+
+    Offsets and newlines are kept, so a position still maps to its line in the file.
+    Quoted identifiers are kept. Literals keep their quotes (``'   '``), so a constant
+    default still reads as a constant; dollar-quoted bodies are blanked the same way.
+    """
+    out = list(sql)
+    i = 0
+    while i < len(sql):
+        if sql[i] == '"':
+            end = sql.find('"', i + 1)
+            i = len(sql) if end == -1 else end + 1
+            continue
+        span = blanked_span(sql, i)
+        if span is None:
+            i += 1
+            continue
+        start, end, i = span
+        for k in range(start, min(end, len(sql))):
+            if out[k] != "\n":
+                out[k] = " "
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Statement:
+    line: int  # 1-based line of the statement's first character in the file
+    text: str  # lower-cased, whitespace collapsed, comments and literals blanked
+
+
+def statements(sql: str) -> Iterator[Statement]:
+    text = blank(sql)
+    start = 0
+    ends = [m.start() for m in re.finditer(r'"[^"]*"|;', text) if m[0] == ";"]
+    for end in [*ends, len(text)]:
+        chunk = text[start:end]
+        stripped = chunk.lstrip()
+        if stripped.strip():
+            offset = start + len(chunk) - len(stripped)
+            yield Statement(
+                line=text.count("\n", 0, offset) + 1,
+                text=" ".join(stripped.lower().split()),
+            )
+        start = end + 1
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split at commas outside parentheses: the actions of one ALTER TABLE."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        if ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
+
+
+NAME = r'(?:"[^"]+"|[a-z_][a-z0-9_$]*)'
+QUALIFIED = rf"{NAME}(?:\s*\.\s*{NAME})?"
+ALTER_TABLE = re.compile(
+    rf"^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?(?P<table>{QUALIFIED})\s*\*?\s+(?P<rest>.*)$"
+)
+CREATE_TABLE = re.compile(
+    r"^create\s+(?:(?:global|local)\s+)?(?:(?:temp|temporary|unlogged)\s+)?table\s+"
+    rf"(?:if\s+not\s+exists\s+)?(?P<table>{QUALIFIED})"
+)
+CREATE_INDEX = re.compile(
+    r"^create\s+(?:unique\s+)?index\s+(?P<concurrently>concurrently\s+)?"
+    rf"(?:(?:if\s+not\s+exists\s+)?{NAME}\s+)?on\s+(?:only\s+)?(?P<table>{QUALIFIED})"
+)
+CONCURRENTLY = re.compile(
+    r"^(?:create\s+(?:unique\s+)?index\s+concurrently|drop\s+index\s+concurrently"
+    r"|reindex\b.*\bconcurrently\b|alter\s+table\b.*\bdetach\s+partition\b.*\bconcurrently\b)"
+)
+ADD_COLUMN = re.compile(
+    r"^add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?"
+    rf"(?!(?:constraint|primary|unique|check|foreign|exclude)\b)(?P<column>{NAME})\s+(?P<rest>.*)$"
+)
+ADD_CONSTRAINT = re.compile(
+    rf"^add\s+(?:constraint\s+(?P<name>{NAME})\s+)?"
+    r"(?P<kind>check|foreign\s+key|unique|primary\s+key|exclude)\b(?P<rest>.*)$"
+)
+NOT_NULL_CHECK = re.compile(rf"^\s*\(\s*\(?\s*(?P<column>{NAME})\s+is\s+not\s+null\s*\)?\s*\)")
+ALTER_COLUMN = re.compile(rf"^alter\s+(?:column\s+)?(?P<column>{NAME})\s+(?P<rest>.*)$")
+DROP_COLUMN = re.compile(
+    rf"^drop\s+(?:column\s+)?(?:if\s+exists\s+)?(?!constraint\b)(?P<column>{NAME})"
+)
+RENAME = re.compile(
+    rf"^rename\s+(?:(?P<to>to)\s+(?P<new>{NAME})|(?:column\s+)?(?!constraint\b)(?P<column>{NAME})\s+to\b)"
+)
+VOLATILE = re.compile(
+    r"\b(?:now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|random"
+    r"|gen_random_uuid|uuid_generate_\w+|nextval|txid_current)\s*\("
+    r"|\b(?:current_timestamp|current_date|current_time|localtimestamp|localtime)\b"
+)
+REWRITING_COLUMN = re.compile(
+    r"\b(?:primary\s+key|unique|(?:small|big)?serial[248]?|generated\s+.*\bstored|"
+    r"generated\s+(?:always|by\s+default)\s+as\s+identity)\b"
+)
+
+
+def table_name(raw: str) -> str:
+    """``public."Call_Log"`` and ``call_log`` name the same table for the lint."""
+    return raw.replace('"', "").replace(" ", "").split(".")[-1]
+
+
+# --- project rules ------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What earlier statements established: NOT NULL checks added and validated."""
+
+    checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, name) -> col
+    validated: set[tuple[str, str]] = field(default_factory=set)
+
+    def proves_not_null(self, table: str, column: str) -> bool:
+        return any(
+            key in self.validated
+            for key, checked in self.checks.items()
+            if key[0] == table and checked == column
+        )
+
+
+Hit = tuple[str, str, str]  # rule, message, alternative
+
+
+def check_data_change(text: str) -> Iterator[Hit]:
+    first = text.split(" ", 1)[0]
+    changes = first in ("update", "delete", "truncate", "copy")
+    changes |= first == "insert" and re.search(r"\bselect\b", text) is not None
+    changes |= first == "with" and re.search(r"\b(?:update|delete|insert)\b", text) is not None
+    if changes:
+        yield (
+            "data-change",
+            f"{first.upper()} changes data inside the migration (row locks and one long"
+            " transaction on a live table)",
+            f"{BACKFILL}; or, if this file must change data, declare `-- allow: data-change`",
+        )
+
+
+def check_alter_table(
+    text: str, migration: Migration, created: set[str], context: Context
+) -> Iterator[Hit]:
+    match = ALTER_TABLE.match(text)
+    if not match:
+        return
+    table = table_name(match["table"])
+    new_table = table in created
+    for action in split_top_level(match["rest"]):
+        if column := DROP_COLUMN.match(action):
+            if "drop-column" not in migration.allow:
+                yield (
+                    "drop-column",
+                    f"drops column {column['column']} of {table}; running code still reads it",
+                    "expand/contract: deploy code that no longer uses the column first, then"
+                    " drop it in a later migration with `-- allow: drop-column`",
+                )
+            continue
+        if rename := RENAME.match(action):
+            if "rename" not in migration.allow:
+                what = f"table {table}" if rename["to"] else f"column {rename['column']}"
+                yield (
+                    "rename-table" if rename["to"] else "rename-column",
+                    f"renames {what}; running code still uses the old name",
+                    "expand/contract: add the new one, write to both and backfill, move the"
+                    " readers, then drop the old one later (`-- allow: rename` only once no"
+                    " code uses the old name)",
+                )
+            continue
+        if new_table:
+            continue  # a table created in this file is empty and unused: locks are free
+        if column := ADD_COLUMN.match(action):
+            yield from check_add_column(column["column"], column["rest"], table)
+        elif constraint := ADD_CONSTRAINT.match(action):
+            yield from check_add_constraint(constraint, table, context)
+        elif validate := re.match(rf"^validate\s+constraint\s+(?P<name>{NAME})", action):
+            context.validated.add((table, validate["name"].replace('"', "")))
+        elif re.match(r"^set\s+(?:tablespace|logged|unlogged)\b", action):
+            yield (
+                "table-rewrite",
+                f"{action.split(' (')[0].upper()} rewrites {table} under ACCESS EXCLUSIVE",
+                "leave it out of the migration; if it is really needed, plan a maintenance"
+                " window or pg_repack",
+            )
+        elif altered := ALTER_COLUMN.match(action):
+            yield from check_alter_column(altered["column"], altered["rest"], table, context)
+
+
+def check_add_column(column: str, rest: str, table: str) -> Iterator[Hit]:
+    default = re.search(r"\bdefault\b(?P<expr>.*)", rest)
+    if default and VOLATILE.search(default["expr"]):
+        yield (
+            "volatile-default",
+            f"adds {table}.{column} with a volatile default: every existing row gets a"
+            " computed value (table rewrite under ACCESS EXCLUSIVE, or all rows stamped with"
+            " the migration's time)",
+            "add the column without a default (or with a constant), backfill, then set the default",
+        )
+    if found := REWRITING_COLUMN.search(rest):
+        what = found[0].upper()
+        if what.startswith("GENERATED"):
+            what = "GENERATED ... STORED" if what.endswith("STORED") else "GENERATED ... IDENTITY"
+        yield (
+            "add-column-rewrite",
+            f"adds {table}.{column} with {what}: fills every row or builds an index"
+            " while holding ACCESS EXCLUSIVE",
+            "add a plain nullable column, backfill it in batches, CREATE UNIQUE INDEX"
+            " CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX (or set the default to a"
+            " sequence afterwards)",
+        )
+
+
+def check_add_constraint(constraint: re.Match[str], table: str, context: Context) -> Iterator[Hit]:
+    kind = " ".join(constraint["kind"].split())
+    rest = constraint["rest"]
+    not_valid = re.search(r"\bnot\s+valid\b", rest) is not None
+    name = (constraint["name"] or "").replace('"', "")
+    if kind == "check":
+        proof = NOT_NULL_CHECK.match(rest)
+        if proof and name:
+            context.checks[(table, name)] = proof["column"].replace('"', "")
+            if not not_valid:
+                context.validated.add((table, name))
+    if kind in ("check", "foreign key") and not not_valid:
+        yield (
+            "constraint-not-valid",
+            f"adds a {kind.upper()} constraint on {table} without NOT VALID: scans the whole"
+            " table while blocking writes",
+            "ADD CONSTRAINT ... NOT VALID, then ALTER TABLE ... VALIDATE CONSTRAINT in a"
+            " separate statement (it does not block writes)",
+        )
+    elif kind in ("unique", "primary key") and not re.search(r"\busing\s+index\b", rest):
+        yield (
+            "constraint-builds-index",
+            f"adds a {kind.upper()} constraint on {table}: builds its index under ACCESS EXCLUSIVE",
+            "CREATE UNIQUE INDEX CONCURRENTLY (own migration, `-- transaction: false`), then"
+            f" ADD CONSTRAINT ... {kind.upper()} USING INDEX",
+        )
+
+
+def check_alter_column(column: str, rest: str, table: str, context: Context) -> Iterator[Hit]:
+    column = column.replace('"', "")
+    if re.match(r"^(?:set\s+data\s+)?type\b", rest):
+        yield (
+            "column-type-change",
+            f"changes the type of {table}.{column}: rewrites the table (and its indexes)"
+            " under ACCESS EXCLUSIVE",
+            "expand/contract: add a new column of the new type, backfill it in batches,"
+            " switch the code, then drop the old column",
+        )
+    elif re.match(r"^set\s+not\s+null\b", rest) and not context.proves_not_null(table, column):
+        yield (
+            "set-not-null",
+            f"SET NOT NULL on {table}.{column} scans the whole table under ACCESS EXCLUSIVE",
+            f"add CHECK ({column} IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT"
+            " NULL (PostgreSQL then skips the scan), and drop the CHECK",
+        )
+
+
+def check_statement(  # noqa: PLR0911 - one return per statement kind
+    statement: Statement, migration: Migration, created: set[str], context: Context
+) -> Iterator[Hit]:
+    text = statement.text
+    if "data-change" not in migration.allow:
+        yield from check_data_change(text)
+    if CONCURRENTLY.match(text) and migration.transactional:
+        yield (
+            "concurrently-in-transaction",
+            "CONCURRENTLY cannot run inside a transaction, and the runner wraps this file in one",
+            "set `-- transaction: false` in the header and keep the statement in its own migration",
+        )
+    if created_table := CREATE_TABLE.match(text):
+        created.add(table_name(created_table["table"]))
+        return
+    if re.match(r"^drop\s+table\b", text):
+        if "drop-table" not in migration.allow:
+            yield (
+                "drop-table",
+                "drops a table; running code may still use it and the data is gone",
+                "expand/contract: deploy code that no longer uses the table first, then drop"
+                " it in a later migration with `-- allow: drop-table`",
+            )
+        return
+    if text.startswith("alter table"):
+        yield from check_alter_table(text, migration, created, context)
+        return
+    if index := CREATE_INDEX.match(text):
+        if not index["concurrently"] and table_name(index["table"]) not in created:
+            yield (
+                "index-not-concurrent",
+                f"CREATE INDEX on {table_name(index['table'])} blocks writes while it builds",
+                "CREATE INDEX CONCURRENTLY in its own migration with `-- transaction: false`",
+            )
+        return
+    if re.match(r"^reindex\b", text) and not re.search(r"\bconcurrently\b", text):
+        yield (
+            "reindex-not-concurrent",
+            "REINDEX blocks writes (and reads using the index) while it rebuilds",
+            "REINDEX ... CONCURRENTLY in its own migration with `-- transaction: false`",
+        )
+        return
+    if re.match(r"^cluster\b", text):
+        yield (
+            "cluster",
+            "CLUSTER rewrites the table under ACCESS EXCLUSIVE",
+            "leave the physical order alone, or run pg_repack outside the migration",
+        )
+        return
+    if re.match(r"^vacuum\b", text) and re.search(r"\bfull\b", text):
+        yield (
+            "vacuum-full",
+            "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE",
+            "rely on (auto)vacuum, or run pg_repack outside the migration",
+        )
+        return
+    if re.match(r"^lock\b", text):
+        yield (
+            "lock-table",
+            "LOCK TABLE holds an explicit lock until the migration's transaction ends",
+            "drop the LOCK: the runner takes each lock with a short lock_timeout and retries",
+        )
+
+
+def project_findings(migration: Migration, context: Context, label: str) -> list[Finding]:
+    created: set[str] = set()
+    found = []
+    for statement in statements(migration.sql):
+        for rule, message, alternative in check_statement(statement, migration, created, context):
+            found.append(Finding(label, statement.line, rule, message, alternative))
+    return found
+
+
+def earlier_files(migrations: Iterable[Migration]) -> list[Migration]:
+    """Version files next to the linted ones that come before them and are not linted.
+
+    They can already have added and validated a NOT NULL check that a linted SET NOT NULL
+    relies on.
+    """
+    linted = {m.path.resolve() for m in migrations}
+    newest = max((m.version for m in migrations), default=0)
+    found = {}
+    for directory in {m.path.resolve().parent for m in migrations}:
+        for path in sorted(directory.glob("*.sql")):
+            match = FILENAME.match(path.name)
+            if not match or path in linted or int(match["version"]) >= newest:
+                continue
+            try:
+                sql = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            version = int(match["version"])
+            found[path] = Migration(version, match["slug"], path, sql, "")
+    return list(found.values())
+
+
+# --- squawk -------------------------------------------------------------------------
+
+
+class SquawkUnavailable(RuntimeError):
+    """Squawk is missing or failed; the message says what to do."""
+
+
+def find_squawk() -> str | None:
+    beside = Path(sys.executable).parent / "squawk"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("squawk")
+
+
+def run_squawk(squawk: str, migrations: list[Migration], labels: dict[str, str]) -> list[Finding]:
+    if not CONFIG.is_file():
+        raise SquawkUnavailable(f"lint: squawk config {CONFIG} is missing")
+    by_path = {str(m.path): m for m in migrations}
+    found = []
+    for in_transaction in (True, False):
+        group = [m for m in migrations if m.transactional == in_transaction]
+        if not group:
+            continue
+        mode = "--assume-in-transaction" if in_transaction else "--no-assume-in-transaction"
+        command = [squawk, "--config", str(CONFIG), "--reporter", "json", mode]
+        try:
+            result = subprocess.run(
+                [*command, *(str(m.path) for m in group)],
+                capture_output=True,
+                text=True,
+                timeout=SQUAWK_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SquawkUnavailable(f"lint: squawk could not run: {error}") from error
+        try:
+            reported = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            reported = None
+        if result.returncode not in (0, 1) or not isinstance(reported, list):
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise SquawkUnavailable(
+                f"lint: squawk failed (exit {result.returncode})"
+                + (f": {detail[0]}" if detail else "")
+            )
+        for item in reported:
+            migration = by_path.get(item["file"])
+            rule = item.get("rule_name") or "unknown"
+            if migration and SQUAWK_ALLOWED_BY.get(rule) in migration.allow:
+                continue
+            help_text = item.get("help") or f"see https://squawkhq.com/docs/{rule}"
+            found.append(
+                Finding(
+                    labels.get(item["file"], item["file"]),
+                    int(item.get("line") or 0) + 1,  # squawk's JSON lines count from 0
+                    f"squawk/{rule}",
+                    " ".join(str(item.get("message", "")).split()),
+                    " ".join(help_text.split()),
+                )
+            )
+    return found
+
+
+# --- entry point --------------------------------------------------------------------
+
+
+def run_lint(migrations: list[Migration], out: TextIO) -> int:
+    """Lint the given migrations; print findings and a summary; LINT_FINDINGS on any."""
+    squawk = find_squawk()
+    if squawk is None:
+        print(
+            "lint: squawk not found; install it with `pip install squawk-cli`"
+            " (see requirements.txt): a lint that cannot run does not pass",
+            file=out,
+        )
+        return ExitCode.LINT_FINDINGS
+    labels = {str(m.path): str(m.path) for m in migrations}
+    try:
+        findings = run_squawk(squawk, migrations, labels)
+    except SquawkUnavailable as error:
+        print(error, file=out)
+        return ExitCode.LINT_FINDINGS
+    context = Context()
+    ordered = sorted(
+        [*((m, False) for m in earlier_files(migrations)), *((m, True) for m in migrations)],
+        key=lambda pair: pair[0].version,
+    )
+    for migration, linted in ordered:
+        found = project_findings(migration, context, labels.get(str(migration.path), ""))
+        if linted:
+            findings.extend(found)
+    findings.sort()
+    for finding in findings:
+        print(finding, file=out)
+    files = len({finding.file for finding in findings})
+    print(
+        f"lint: {len(findings)} finding(s) in {files} of {len(migrations)} file(s) checked",
+        file=out,
+    )
+    return ExitCode.LINT_FINDINGS if findings else ExitCode.OK
