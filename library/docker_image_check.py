@@ -18,14 +18,8 @@ options:
     type: list
     elements: str
     required: true
-  docker_host:
-    description: Engine URL, V(unix://), V(tcp://) or V(ssh://).
-    type: str
-    default: unix:///var/run/docker.sock
-  api_timeout:
-    description: Seconds before one call to the engine API times out.
-    type: int
-    default: 120
+extends_documentation_fragment:
+  - prosaas_docker
 attributes:
   check_mode:
     support: full
@@ -33,8 +27,6 @@ attributes:
   diff_mode:
     support: none
     description: Changes nothing, so there is nothing to show.
-requirements:
-  - docker (Python SDK) >= 7.0
 """
 
 EXAMPLES = r"""
@@ -64,13 +56,12 @@ missing:
   sample: []
 """
 
-import contextlib
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import docker_argument_spec, docker_client
-
-with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
-    from docker.errors import ImageNotFound
+from ansible.module_utils.prosaas_docker import (
+    docker_argument_spec,
+    docker_client,
+    find_image_id,
+)
 
 
 def main() -> None:
@@ -84,10 +75,11 @@ def main() -> None:
     found: dict[str, str] = {}
     missing: list[str] = []
     for reference in module.params["images"]:
-        try:
-            found[reference] = client.images.get(reference).id
-        except ImageNotFound:
+        image_id = find_image_id(client, reference)
+        if image_id is None:
             missing.append(reference)
+        else:
+            found[reference] = image_id
     result = {
         "changed": False,
         "engine_version": client.version().get("Version", "unknown"),

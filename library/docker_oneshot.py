@@ -80,14 +80,8 @@ options:
     description: Keep the container after the run (for debugging) instead of removing it.
     type: bool
     default: false
-  docker_host:
-    description: Engine URL, V(unix://), V(tcp://) or V(ssh://).
-    type: str
-    default: unix:///var/run/docker.sock
-  api_timeout:
-    description: Seconds before one call to the engine API times out.
-    type: int
-    default: 120
+extends_documentation_fragment:
+  - prosaas_docker
 attributes:
   check_mode:
     support: full
@@ -96,8 +90,6 @@ attributes:
   diff_mode:
     support: none
     description: A one-shot run leaves no state to compare.
-requirements:
-  - docker (Python SDK) >= 7.0
 notes:
   - The module runs where the Docker SDK is installed; O(docker_host) may name a remote engine.
   - The whole log is returned in RV(log); keep secrets out of what the container prints.
@@ -185,10 +177,17 @@ import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import docker_argument_spec, docker_client, one_line
+from ansible.module_utils.prosaas_docker import (
+    docker_argument_spec,
+    docker_client,
+    find_container,
+    find_image_id,
+    missing_image,
+    one_line,
+)
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
-    from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+    from docker.errors import APIError, DockerException, NotFound
     from requests.exceptions import RequestException
 
 MANAGED_LABEL = "prosaas.managed-by"
@@ -257,15 +256,10 @@ class OneshotRunner:
     # --- checks (read only, also in check mode) ------------------------------------------
 
     def image_id(self) -> str:
-        image = self.params["image"]
-        try:
-            return self.client.images.get(image).id
-        except ImageNotFound:
-            self.fail(
-                f"image {image} not found on the engine at {self.params['docker_host']}: "
-                "build or pull it first"
-            )
-        return ""
+        found = find_image_id(self.client, self.params["image"])
+        if found is None:
+            self.fail(missing_image(self.params["image"], self.params["docker_host"]))
+        return found or ""
 
     def check_network(self) -> None:
         network = self.params["network"]
@@ -282,10 +276,7 @@ class OneshotRunner:
             )
 
     def find_container(self) -> Any:
-        try:
-            return self.client.containers.get(self.name)
-        except NotFound:
-            return None
+        return find_container(self.client, self.name)
 
     # --- the run ----------------------------------------------------------------------
 

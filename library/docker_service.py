@@ -110,14 +110,8 @@ options:
     description: Seconds between SIGTERM and SIGKILL when stopping.
     type: int
     default: 30
-  docker_host:
-    description: Engine URL, V(unix://), V(tcp://) or V(ssh://).
-    type: str
-    default: unix:///var/run/docker.sock
-  api_timeout:
-    description: Seconds before one call to the engine API times out.
-    type: int
-    default: 120
+extends_documentation_fragment:
+  - prosaas_docker
 attributes:
   check_mode:
     support: full
@@ -125,8 +119,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the spec before and after, secret values left out.
-requirements:
-  - docker (Python SDK) >= 7.0
 notes:
   - The module runs where the Docker SDK is installed; O(docker_host) may name a remote engine.
 """
@@ -191,7 +183,14 @@ import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import docker_argument_spec, docker_client, one_line
+from ansible.module_utils.prosaas_docker import (
+    docker_argument_spec,
+    docker_client,
+    find_container,
+    find_image_id,
+    missing_image,
+    one_line,
+)
 from ansible.module_utils.prosaas_spec import (
     MANAGED_BY,
     MANAGED_LABEL,
@@ -207,7 +206,7 @@ from ansible.module_utils.prosaas_spec import (
 )
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
-    from docker.errors import APIError, ImageNotFound, NotFound
+    from docker.errors import APIError
 
 POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 20
@@ -267,10 +266,7 @@ class ServiceManager:
         )
 
     def find_container(self) -> Any:
-        try:
-            return self.client.containers.get(self.name)
-        except NotFound:
-            return None
+        return find_container(self.client, self.name)
 
     def act(self, description: str) -> bool:
         """Record a change; True when it should really be carried out (not in check mode)."""
@@ -291,15 +287,10 @@ class ServiceManager:
             container.remove(force=True)
 
     def image_id(self) -> str:
-        image = self.params["image"]
-        try:
-            return self.client.images.get(image).id
-        except ImageNotFound:
-            self.fail(
-                f"image {image} not found on the engine at {self.params['docker_host']}: "
-                "build or pull it first"
-            )
-        return ""
+        found = find_image_id(self.client, self.params["image"])
+        if found is None:
+            self.fail(missing_image(self.params["image"], self.params["docker_host"]))
+        return found or ""
 
     def ensure_network(self) -> None:
         network = self.params["network"]

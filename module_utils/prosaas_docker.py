@@ -9,7 +9,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     import docker
-    from docker.errors import DockerException
+    from docker.errors import DockerException, ImageNotFound, NotFound
 
     DOCKER_IMPORT_ERROR = None
 except ImportError:
@@ -53,3 +53,23 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's text, for messages an operator reads."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def find_container(client: docker.DockerClient, name: str) -> Any:
+    """The container with that name, or None."""
+    try:
+        return client.containers.get(name)
+    except NotFound:
+        return None
+
+
+def find_image_id(client: docker.DockerClient, reference: str) -> str | None:
+    """The ID of the image with that reference on the engine, or None."""
+    try:
+        return client.images.get(reference).id
+    except ImageNotFound:
+        return None
+
+
+def missing_image(reference: str, docker_host: str) -> str:
+    return f"image {reference} not found on the engine at {docker_host}: build or pull it first"
