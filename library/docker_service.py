@@ -65,7 +65,13 @@ options:
     elements: str
     default: []
   labels:
-    description: Labels, for example the project, service and release.
+    description: Labels, for example the project and service; a change recreates the container.
+    type: dict
+    default: {}
+  create_labels:
+    description:
+      - Labels set when the container is created or recreated, and never compared, for
+        example the release that created it. An otherwise unchanged container keeps its own.
     type: dict
     default: {}
   healthcheck:
@@ -140,7 +146,8 @@ EXAMPLES = r"""
     labels:
       prosaas.project: prosaas
       prosaas.service: prosaas-api
-      prosaas.release: "20261124T120000Z"
+    create_labels:
+      prosaas.release: "20261124T120000Z-v2"
     wait: healthy
     wait_timeout: 90
 
@@ -225,6 +232,7 @@ def argument_spec() -> dict[str, Any]:
         network_aliases={"type": "list", "elements": "str", "default": []},
         volumes={"type": "list", "elements": "str", "default": []},
         labels={"type": "dict", "default": {}},
+        create_labels={"type": "dict", "default": {}},
         healthcheck={
             "type": "dict",
             "options": {
@@ -305,7 +313,12 @@ class ServiceManager:
 
     def create(self, spec: dict[str, Any]) -> Any:
         params = self.params
-        labels = {**params["labels"], MANAGED_LABEL: MANAGED_BY, SPEC_LABEL: spec_to_label(spec)}
+        labels = {
+            **params["create_labels"],
+            **params["labels"],
+            MANAGED_LABEL: MANAGED_BY,
+            SPEC_LABEL: spec_to_label(spec),
+        }
         options: dict[str, Any] = {
             "name": self.name,
             "command": params["command"],

@@ -25,16 +25,6 @@ description:
 version_added: "0.1.0"
 author: prosaas-deploy
 options:
-  dsn:
-    description:
-      - PostgreSQL connection string, a V(postgresql://) URL or V(key=value) pairs.
-      - Never logged; messages show it as C(user@host:port/dbname).
-    type: str
-    required: true
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 10
   columns:
     description:
       - Expected columns, as table name to a mapping of column name to type name.
@@ -44,6 +34,8 @@ options:
   schema:
     description: Schema the tables are in; the connection's C(current_schema()) when omitted.
     type: str
+extends_documentation_fragment:
+  - prosaas_pg
 attributes:
   check_mode:
     support: full
@@ -51,8 +43,6 @@ attributes:
   diff_mode:
     support: none
     description: Changes nothing, so there is nothing to show.
-requirements:
-  - psycopg >= 3.1
 notes:
   - The module runs where psycopg is installed; the DSN may name a remote server.
   - On PostgreSQL 17 and later the expected modifier is normalised by the server

@@ -262,7 +262,7 @@ class IsolatedStack:
 
 @pytest.fixture
 def isolated_stack(
-    docker_engine: docker.DockerClient, demo_images: list[str]
+    docker_engine: docker.DockerClient, demo_images: list[str], tmp_path: Path
 ) -> Iterator[IsolatedStack]:
     """Extra vars that give the local stack its own containers, network, volume and ports.
 
@@ -276,6 +276,8 @@ def isolated_stack(
         "prosaas_api_port": free_loopback_port(),
         "prosaas_calls_port": free_loopback_port(),
         "prosaas_database_port_from_deployer": free_loopback_port(),
+        "prosaas_state_dir": str(tmp_path / "state"),
+        "prosaas_reports_dir": str(tmp_path / "reports"),
     }
     try:
         yield IsolatedStack(prefix, extravars)

@@ -243,7 +243,9 @@ def cmd_plan(args: argparse.Namespace, env: dict[str, str], out: Output, summary
     if problems:
         raise db.MigratorError(ExitCode.CHECKSUM_MISMATCH, "; ".join(problems))
     pending = pending_of(migrations, history, args.to)
+    summary["applied"] = sorted(history)
     summary["pending"] = [m.version for m in pending]
+    summary["touches"] = sorted({table for m in pending for table in m.touches})
     if not pending:
         out.say("nothing to do: every migration is applied")
     for migration in pending:

@@ -74,6 +74,8 @@ def test_up_to_stops_after_that_version_and_status_plan_verify(database: str) ->
     plan = run_migrator(database, "plan")
     assert plan.code == OK, plan.output
     assert plan.summary["pending"] == [109]
+    assert plan.summary["applied"] == [1, 2]
+    assert plan.summary["touches"] == ["call_log"]
     assert "would apply 0109_call_log_timing" in plan.stdout
     assert applied_versions(database) == [1, 2]
 

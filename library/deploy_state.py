@@ -1,0 +1,520 @@
+#!/usr/bin/python
+"""Ansible module: the deploy lock and the release history on a deploy host."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: deploy_state
+short_description: Own the deploy lock and the release history on a deploy host
+description:
+  - Keeps the state of prosaas deploys under O(state_dir) on the deploy host - the deploy
+    lock C(deploy.lock) and the release history C(releases.json) - and derives from it the
+    C(current) release (the newest one that succeeded) and the C(previous) one (the
+    succeeded one before it), the only releases a rollback may target.
+  - The state directory is created with mode 0700 when missing; every file in it is
+    written with mode 0600. C(releases.json) is replaced atomically and its prior version
+    is kept as C(releases.json.bak).
+  - A lock left by a deploy that no longer runs is reported as stale with its holder, and
+    broken only with O(break_stale=true). A lock taken on this machine is stale when its
+    pid no longer runs an Ansible process; a lock taken from another control host is stale
+    only once older than O(stale_after), since its pid cannot be checked from here.
+  - Every failure is one line naming what to do, for example the RUNBOOK.md section.
+version_added: "0.1.0"
+author: prosaas-deploy
+options:
+  action:
+    description:
+      - V(lock) takes the deploy lock for O(owner); fails when another deploy holds it or
+        when a stale lock is found and O(break_stale) is not set.
+      - V(unlock) releases the lock when O(owner) holds it; a lock held by someone else is
+        left alone and reported in RV(warning).
+      - V(begin) appends O(release) to the history as C(in_progress).
+      - V(finish) marks O(release_id) V(succeeded) or V(failed) with O(reason) and O(details).
+      - V(read) changes nothing and returns the history, the current and previous releases
+        and the lock.
+    type: str
+    required: true
+    choices: [lock, unlock, begin, finish, read]
+  state_dir:
+    description: Directory holding the lock and the history; created with mode 0700.
+    type: path
+    default: /var/lib/prosaas-deploy
+  owner:
+    description: Who runs the deploy. Required for O(action=lock) and O(action=unlock).
+    type: dict
+    suboptions:
+      user:
+        description: User running the deploy.
+        type: str
+      host:
+        description: Control host the deploy runs from.
+        type: str
+        required: true
+      pid:
+        description: Pid of the C(ansible-playbook) process on the control host.
+        type: int
+        required: true
+      release:
+        description: Release the deploy installs.
+        type: str
+  controller_host:
+    description:
+      - Hostname of the control node running this deploy. The pid of a lock can be checked
+        only when the lock was taken on the machine the module runs on; this name is
+        reported beside that decision in RV(stale_check).
+    type: str
+  break_stale:
+    description: Remove a stale lock and take it. A lock whose owner still runs is never broken.
+    type: bool
+    default: false
+  stale_after:
+    description:
+      - Seconds after which a lock taken from another host counts as stale, since its pid
+        cannot be checked from here.
+    type: int
+    default: 21600
+  release:
+    description: The new release, for O(action=begin).
+    type: dict
+    suboptions:
+      id:
+        description: Release id; unique in the history.
+        type: str
+        required: true
+      version:
+        description: Application version.
+        type: str
+      images:
+        description: Image per service.
+        type: dict
+        default: {}
+      migrate_image:
+        description: Image of the one-shot migrate container.
+        type: str
+      user:
+        description: Who deploys it.
+        type: str
+      host:
+        description: Control host it is deployed from.
+        type: str
+      previous:
+        description: Id of the release it replaces; the current release when omitted.
+        type: str
+  release_id:
+    description: Release to mark, for O(action=finish).
+    type: str
+  outcome:
+    description: How the deploy ended, for O(action=finish).
+    type: str
+    choices: [succeeded, failed]
+  reason:
+    description: Why it failed, one line; for O(action=finish).
+    type: str
+    default: ""
+  details:
+    description:
+      - Merged into the record on O(action=finish) - timings, downtime, migrations, verify,
+        rolled_back_to, and so on. They never override the id, status, reason or times.
+    type: dict
+    default: {}
+  keep:
+    description:
+      - Records kept in the history on O(action=begin); older ones are dropped, except the
+        newest two succeeded ones, which are always kept.
+    type: int
+    default: 50
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be done in RV(actions); writes nothing. V(read) works as usual.
+  diff_mode:
+    support: full
+    description: Shows the lock record (lock, unlock) or the release record (begin, finish)
+      before and after.
+notes:
+  - Writers of one state directory are serialised with an advisory lock on a file in it.
+  - A failed or in-progress release is never current or previous, and never pushes a
+    succeeded one out of the history.
+"""
+
+EXAMPLES = r"""
+- name: Take the deploy lock
+  deploy_state:
+    action: lock
+    owner: "{{ lookup('deploy_controller') | combine({'release': release_id}) }}"
+    controller_host: "{{ lookup('deploy_controller').host }}"
+    break_stale: "{{ prosaas_break_stale_lock | bool }}"
+
+- name: Record the new release as in progress
+  deploy_state:
+    action: begin
+    release:
+      id: 20261124T120000Z-v2
+      version: v2
+      images: {prosaas-api: "prosaas-demo/app:v2", worker: "prosaas-demo/app:v2"}
+      migrate_image: prosaas-demo/migrate:v2
+      user: ops
+      host: bastion1
+  register: begun
+
+- name: Mark it failed after the rollback
+  deploy_state:
+    action: finish
+    release_id: 20261124T120000Z-v2
+    outcome: failed
+    reason: "migrate: exit code 1"
+    details:
+      rolled_back_to: "{{ begun.current.id }}"
+
+- name: Show what runs and what a rollback would go back to
+  deploy_state:
+    action: read
+  register: state
+"""
+
+RETURN = r"""
+actions:
+  description: What was done, in order (V(would have ...) in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["broke stale lock of ops@bastion1 pid 4242 (pid 4242 no longer runs a deploy
+            on bastion1)", "acquired deploy lock for ops@bastion1 pid 5151"]
+holder:
+  description: The lock record now in the file (after the run); null when there is none.
+  returned: lock, unlock
+  type: dict
+  sample: {"user": "ops", "host": "bastion1", "pid": 5151, "release": "20261124T120000Z-v2",
+           "started_at": "2026-11-24T12:00:00Z"}
+acquired:
+  description: Whether O(owner) holds the lock after the run.
+  returned: lock
+  type: bool
+  sample: true
+broken_stale:
+  description: The stale lock record that was broken; null when none was.
+  returned: lock
+  type: dict
+  sample: {"user": "ops", "host": "bastion1", "pid": 4242, "release": "20261124T110000Z-v1",
+           "started_at": "2026-11-24T11:00:00Z"}
+stale_check:
+  description: How the staleness of the existing lock was decided; null when there was none.
+  returned: lock, read
+  type: str
+  sample: "pid 4242 no longer runs a deploy on bastion1"
+released:
+  description: Whether the lock of O(owner) was removed.
+  returned: unlock
+  type: bool
+  sample: true
+warning:
+  description: Why a lock was left alone on unlock; null otherwise.
+  returned: unlock
+  type: str
+  sample: "deploy lock is held by ops@bastion2 pid 77 since 2026-11-24T12:00:00Z (release
+    20261124T120000Z-v2), not by this deploy (ops@bastion1 pid 5151): left alone"
+record:
+  description: The release record written (begin) or updated (finish).
+  returned: begin, finish
+  type: dict
+  sample: {"id": "20261124T120000Z-v2", "version": "v2", "status": "in_progress",
+           "images": {"prosaas-api": "prosaas-demo/app:v2"},
+           "migrate_image": "prosaas-demo/migrate:v2",
+           "user": "ops", "host": "bastion1", "previous": "20261120T090000Z-v1",
+           "started_at": "2026-11-24T12:00:00Z"}
+current:
+  description:
+    - The newest succeeded release, the one a rollback goes back to; null when none.
+    - For V(begin), computed before the new record was appended.
+  returned: begin, read
+  type: dict
+  sample: {"id": "20261120T090000Z-v1", "version": "v1", "status": "succeeded"}
+previous:
+  description: The succeeded release before RV(current); null when none.
+  returned: begin, read
+  type: dict
+  sample: {"id": "20261101T090000Z-v0", "version": "v0", "status": "succeeded"}
+releases:
+  description: The release history, oldest first.
+  returned: read
+  type: list
+  elements: dict
+  sample: [{"id": "20261120T090000Z-v1", "status": "succeeded"},
+           {"id": "20261124T120000Z-v2", "status": "failed", "reason": "migrate: exit code 1"}]
+lock:
+  description: The lock record; null when there is no lock.
+  returned: read
+  type: dict
+  sample: {"user": "ops", "host": "bastion1", "pid": 5151, "release": "20261124T120000Z-v2",
+           "started_at": "2026-11-24T12:00:00Z"}
+lock_stale:
+  description: Whether the lock is stale; null when there is no lock.
+  returned: lock, read
+  type: bool
+  sample: false
+"""
+
+import json
+import os
+import socket
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prosaas_state import (
+    HISTORY_FILE,
+    LOCK_FILE,
+    StateError,
+    begin,
+    create_exclusive,
+    current_and_previous,
+    dump_history,
+    ensure_dir,
+    finish,
+    held_message,
+    load_history,
+    lock_record,
+    lock_staleness,
+    read_lock,
+    remove_file,
+    same_owner,
+    stale_message,
+    state_mutex,
+)
+from ansible.module_utils.prosaas_state import atomic_write as write_file
+
+WRITERS = ("lock", "unlock", "begin", "finish")
+
+
+def argument_spec() -> dict[str, Any]:
+    return {
+        "action": {
+            "type": "str",
+            "required": True,
+            "choices": ["lock", "unlock", "begin", "finish", "read"],
+        },
+        "state_dir": {"type": "path", "default": "/var/lib/prosaas-deploy"},
+        "owner": {
+            "type": "dict",
+            "options": {
+                "user": {"type": "str"},
+                "host": {"type": "str", "required": True},
+                "pid": {"type": "int", "required": True},
+                "release": {"type": "str"},
+            },
+        },
+        "controller_host": {"type": "str"},
+        "break_stale": {"type": "bool", "default": False},
+        "stale_after": {"type": "int", "default": 21600},
+        "release": {
+            "type": "dict",
+            "options": {
+                "id": {"type": "str", "required": True},
+                "version": {"type": "str"},
+                "images": {"type": "dict", "default": {}},
+                "migrate_image": {"type": "str"},
+                "user": {"type": "str"},
+                "host": {"type": "str"},
+                "previous": {"type": "str"},
+            },
+        },
+        "release_id": {"type": "str"},
+        "outcome": {"type": "str", "choices": ["succeeded", "failed"]},
+        "reason": {"type": "str", "default": ""},
+        "details": {"type": "dict", "default": {}},
+        "keep": {"type": "int", "default": 50},
+    }
+
+
+def who(lock: dict[str, Any] | None) -> str:
+    lock = lock or {}
+    return f"{lock.get('user') or '?'}@{lock.get('host') or '?'} pid {lock.get('pid') or '?'}"
+
+
+class DeployState:
+    """Carries out one action on the state directory, recording each step."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.dir = module.params["state_dir"]
+        self.lock_path = os.path.join(self.dir, LOCK_FILE)
+        self.history_path = os.path.join(self.dir, HISTORY_FILE)
+        self.local_host = socket.gethostname()
+        self.actions: list[str] = []
+        self.changed = False
+        self.result: dict[str, Any] = {}
+        self.diff: dict[str, Any] = {"before": {}, "after": {}}
+
+    def fail(self, msg: str) -> None:
+        self.module.fail_json(msg=msg, actions=self.actions, **self.result)
+
+    def act(self, description: str) -> bool:
+        """Record a change; True when it should really be carried out (not in check mode)."""
+        self.changed = True
+        self.actions.append(
+            description if not self.module.check_mode else f"would have {description}"
+        )
+        return not self.module.check_mode
+
+    def prepare_dir(self) -> None:
+        if not os.path.isdir(self.dir) and self.act(
+            f"created state directory {self.dir} (mode 0700)"
+        ):
+            ensure_dir(self.dir)
+
+    # --- lock -------------------------------------------------------------------------
+
+    def staleness(self, lock: dict[str, Any]) -> tuple[bool, str]:
+        stale, why = lock_staleness(
+            lock, local_host=self.local_host, stale_after=self.params["stale_after"]
+        )
+        controller = self.params["controller_host"]
+        if controller and controller != self.local_host:
+            why += f" (deploy run from {controller})"
+        return stale, why
+
+    def lock(self) -> None:
+        owner = self.params["owner"]
+        existing = read_lock(self.lock_path)
+        self.result.update(
+            holder=existing, acquired=False, broken_stale=None, lock_stale=None, stale_check=None
+        )
+        self.diff["before"] = existing or {}
+        if existing is not None and same_owner(existing, owner):
+            self.result.update(acquired=True, lock_stale=False)
+            self.actions.append(f"deploy lock already held by this deploy ({who(existing)})")
+            self.diff["after"] = existing
+            return
+        if existing is not None:
+            self.take_over(existing)
+        wanted = lock_record(owner)
+        self.diff["after"] = wanted
+        if self.act(f"acquired deploy lock for {who(wanted)}") and not create_exclusive(
+            self.lock_path, to_json(wanted)
+        ):
+            self.result["holder"] = read_lock(self.lock_path)  # taken meanwhile by another run
+            self.fail(held_message(self.result["holder"] or {}))
+        self.result.update(holder=wanted, acquired=True)
+
+    def take_over(self, existing: dict[str, Any]) -> None:
+        """Break EXISTING when it is stale and breaking was asked for; fail otherwise."""
+        stale, why = self.staleness(existing)
+        self.result.update(lock_stale=stale, stale_check=why)
+        if not stale:
+            self.fail(held_message(existing))
+        if not self.params["break_stale"]:
+            self.fail(stale_message(existing, why, self.local_host))
+        if self.act(f"broke stale lock of {who(existing)} ({why})"):
+            remove_file(self.lock_path)
+        self.result.update(broken_stale=existing, holder=None)
+
+    def unlock(self) -> None:
+        owner = self.params["owner"]
+        existing = read_lock(self.lock_path)
+        self.result.update(holder=existing, released=False, warning=None)
+        self.diff["before"] = existing or {}
+        self.diff["after"] = existing or {}
+        if existing is None:
+            self.actions.append("no deploy lock to release")
+        elif same_owner(existing, owner):
+            if self.act(f"released deploy lock of {who(existing)}"):
+                remove_file(self.lock_path)
+            self.result.update(holder=None, released=True)
+            self.diff["after"] = {}
+        else:
+            warning = (
+                f"deploy lock is held by {who(existing)} since "
+                f"{existing.get('started_at') or '?'} (release {existing.get('release') or '?'}), "
+                f"not by this deploy ({who(owner)}): left alone"
+            )
+            self.module.warn(warning)
+            self.result["warning"] = warning
+            self.actions.append("left the deploy lock of another deploy alone")
+
+    # --- history ----------------------------------------------------------------------
+
+    def begin(self) -> None:
+        releases = load_history(self.history_path)
+        current, previous = current_and_previous(releases)
+        updated, record = begin(releases, self.params["release"], self.params["keep"])
+        self.result.update(current=current, previous=previous, record=record)
+        self.diff["after"] = record
+        dropped = len(releases) + 1 - len(updated)
+        note = f", dropped {dropped} old record(s)" if dropped else ""
+        if self.act(f"recorded release {record['id']} as in progress{note}"):
+            write_file(self.history_path, dump_history(updated))
+
+    def finish(self) -> None:
+        releases = load_history(self.history_path)
+        release_id = self.params["release_id"]
+        updated, before, after = finish(
+            releases,
+            release_id,
+            outcome=self.params["outcome"],
+            reason=self.params["reason"],
+            details=self.params["details"],
+        )
+        self.result["record"] = after
+        self.diff = {"before": before, "after": after}
+        if after is before:
+            self.actions.append(f"release {release_id} already marked {after['status']}")
+            return
+        if self.act(f"marked release {release_id} {after['status']}"):
+            write_file(self.history_path, dump_history(updated))
+
+    def read(self) -> None:
+        releases = load_history(self.history_path)
+        current, previous = current_and_previous(releases)
+        lock = read_lock(self.lock_path)
+        stale, why = self.staleness(lock) if lock is not None else (None, None)
+        self.result.update(
+            releases=releases,
+            current=current,
+            previous=previous,
+            lock=lock,
+            lock_stale=stale,
+            stale_check=why,
+        )
+
+    def run(self) -> dict[str, Any]:
+        action = self.params["action"]
+        if action in ("lock", "begin"):
+            self.prepare_dir()
+        handler = getattr(self, action)
+        if action in WRITERS and not self.module.check_mode and os.path.isdir(self.dir):
+            with state_mutex(self.dir):
+                handler()
+        else:
+            handler()
+        result = {"changed": self.changed, "actions": self.actions, **self.result}
+        if action != "read":
+            result["diff"] = self.diff
+        return result
+
+
+def to_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_if=[
+            ("action", "lock", ("owner",)),
+            ("action", "unlock", ("owner",)),
+            ("action", "begin", ("release",)),
+            ("action", "finish", ("release_id", "outcome")),
+        ],
+        supports_check_mode=True,
+    )
+    state = DeployState(module)
+    try:
+        result = state.run()
+    except StateError as exc:
+        state.fail(str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,528 @@
+"""Deploy lock and release history on a deploy host: pure logic, no Ansible imports.
+
+The module deploy_state drives these functions; unit tests import them directly.
+
+Files under the state directory:
+  deploy.lock     the lock record {user, host, pid, release, started_at}, created atomically
+  releases.json   {"releases": [record, ...]}, oldest first; written atomically, the prior
+                  version kept as releases.json.bak
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+LOCK_FILE = "deploy.lock"
+HISTORY_FILE = "releases.json"
+MUTEX_FILE = ".deploy_state.mutex"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+DEFAULT_STALE_AFTER = 6 * 3600
+DEFAULT_KEEP = 50
+KEEP_SUCCEEDED = 2
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+IN_PROGRESS = "in_progress"
+PID_GUARD = "ansible"
+RUNBOOK_STALE = 'RUNBOOK.md: "Stale deploy lock"'
+RUNBOOK_CORRUPTED = 'RUNBOOK.md: "Corrupted release history"'
+BREAK_HINT = "-e prosaas_break_stale_lock=true"
+
+
+class StateError(Exception):
+    """A failure an operator can act on; its text is one line."""
+
+
+# --- Time -----------------------------------------------------------------------------
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: Any) -> datetime | None:
+    """The moment an ISO timestamp names (UTC when it carries no zone); None if unreadable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def describe_age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+# --- Lock record and staleness ----------------------------------------------------------
+
+
+def lock_record(owner: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """What deploy.lock holds for OWNER (user, host, pid, release)."""
+    return {
+        "user": owner.get("user"),
+        "host": owner.get("host"),
+        "pid": owner.get("pid"),
+        "release": owner.get("release"),
+        "started_at": iso(now or utc_now()),
+    }
+
+
+def same_owner(lock: dict[str, Any] | None, owner: dict[str, Any]) -> bool:
+    """Whether the lock was taken by this very run (same control host and pid)."""
+    if not lock:
+        return False
+    return lock.get("host") == owner.get("host") and str(lock.get("pid")) == str(owner.get("pid"))
+
+
+def pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def pid_running(pid: Any, proc_root: str = "/proc", guard: str = PID_GUARD) -> bool:
+    """Whether PID is a live process that looks like a deploy (its command line names GUARD).
+
+    The command line check guards against a pid reused by an unrelated process after the
+    deploy was killed. Where there is no /proc, only the existence of the pid is checked.
+    """
+    try:
+        number = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if number <= 0 or not pid_exists(number):
+        return False
+    if not Path(proc_root).is_dir():
+        return True
+    try:
+        cmdline = (Path(proc_root) / str(number) / "cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # exists but unreadable: assume it is the deploy
+    return guard in cmdline.replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def lock_staleness(
+    lock: dict[str, Any],
+    *,
+    local_host: str,
+    stale_after: int,
+    now: datetime | None = None,
+    is_running: Callable[[Any], bool] = pid_running,
+) -> tuple[bool, str]:
+    """(stale, why) for an existing lock, seen from LOCAL_HOST.
+
+    A lock taken on this machine is stale when its pid no longer runs a deploy. A lock from
+    another control host cannot have its pid checked from here: it is stale only once older
+    than STALE_AFTER seconds. An unreadable lock record is stale.
+    """
+    if lock.get("unreadable"):
+        return True, f"lock file unreadable ({lock['unreadable']})"
+    host = lock.get("host")
+    if host == local_host:
+        if is_running(lock.get("pid")):
+            return False, f"pid {lock.get('pid')} still runs a deploy on {local_host}"
+        return True, f"pid {lock.get('pid')} no longer runs a deploy on {local_host}"
+    started = parse_iso(lock.get("started_at"))
+    if started is None:
+        return True, f"pid not checkable from {local_host}; start time unreadable"
+    age = ((now or utc_now()) - started).total_seconds()
+    if age > stale_after:
+        return True, (
+            f"pid not checkable from {local_host}; age {describe_age(age)} "
+            f"exceeds {describe_age(stale_after)}"
+        )
+    return False, (
+        f"pid not checkable from {local_host}; age {describe_age(age)} "
+        f"within {describe_age(stale_after)}"
+    )
+
+
+def _holder(lock: dict[str, Any]) -> str:
+    return f"{lock.get('user') or '?'}@{lock.get('host') or '?'} pid {lock.get('pid') or '?'}"
+
+
+def held_message(lock: dict[str, Any]) -> str:
+    return (
+        f"deploy lock held by {_holder(lock)} since {lock.get('started_at') or '?'} "
+        f"(release {lock.get('release') or '?'}): another deploy is running; "
+        "wait for it to finish"
+    )
+
+
+def stale_message(lock: dict[str, Any], why: str, local_host: str) -> str:
+    if lock.get("unreadable"):
+        state = f"(unreadable: {lock['unreadable']})"
+    elif lock.get("host") == local_host:
+        state = "(not running)"
+    else:
+        state = f"(too old; {why})"
+    return (
+        f"stale deploy lock left by {_holder(lock)} {state} since "
+        f"{lock.get('started_at') or '?'}, release {lock.get('release') or '?'}: "
+        f"make sure no deploy runs, then re-run with {BREAK_HINT} ({RUNBOOK_STALE})"
+    )
+
+
+def parse_lock(text: str) -> dict[str, Any]:
+    """The lock record in TEXT; {"unreadable": why} when it is not one."""
+    try:
+        lock = json.loads(text)
+    except ValueError as exc:
+        return {"unreadable": one_line(exc) if text.strip() else "empty file"}
+    if not isinstance(lock, dict):
+        return {"unreadable": f"expected an object, found {type(lock).__name__}"}
+    return lock
+
+
+# --- Release history ------------------------------------------------------------------
+
+
+def corrupted_message(path: str, problem: str) -> str:
+    return (
+        f"release history {path} is corrupted ({one_line(problem)}): restore it from "
+        f"{path}.bak or move it aside ({RUNBOOK_CORRUPTED})"
+    )
+
+
+def parse_history(text: str, path: str) -> list[dict[str, Any]]:
+    """The release records in the text of releases.json; StateError when it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise StateError(corrupted_message(path, str(exc))) from None
+    if not isinstance(data, dict) or not isinstance(data.get("releases"), list):
+        found = type(data).__name__ if not isinstance(data, dict) else "no releases list"
+        raise StateError(
+            corrupted_message(path, f'expected an object with a "releases" list, found {found}')
+        )
+    for index, record in enumerate(data["releases"]):
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise StateError(corrupted_message(path, f"record {index} has no string id"))
+    return data["releases"]
+
+
+def load_history(path: str) -> list[dict[str, Any]]:
+    """The release records in PATH; [] when the file does not exist yet."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except UnicodeDecodeError as exc:
+        raise StateError(corrupted_message(path, str(exc))) from None
+    except OSError as exc:
+        raise StateError(os_message("cannot read release history", path, exc)) from None
+    return parse_history(text, path)
+
+
+def dump_history(releases: list[dict[str, Any]]) -> str:
+    return json.dumps({"releases": releases}, indent=2, sort_keys=True) + "\n"
+
+
+def succeeded(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The succeeded records, oldest first: the only ones a rollback may target."""
+    return [record for record in releases if record.get("status") == SUCCEEDED]
+
+
+def current_and_previous(
+    releases: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The newest succeeded release and the succeeded one before it.
+
+    Failed and in-progress releases are skipped: they never run after a deploy ends.
+    """
+    good = succeeded(releases)
+    current = good[-1] if good else None
+    previous = good[-2] if len(good) > 1 else None
+    return current, previous
+
+
+def find_release(releases: list[dict[str, Any]], release_id: str) -> int | None:
+    for index, record in enumerate(releases):
+        if record.get("id") == release_id:
+            return index
+    return None
+
+
+def release_record(release: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """A new in-progress record from the module's `release` parameter."""
+    return {
+        "id": release["id"],
+        "version": release.get("version"),
+        "images": dict(release.get("images") or {}),
+        "migrate_image": release.get("migrate_image"),
+        "user": release.get("user"),
+        "host": release.get("host"),
+        "previous": release.get("previous"),
+        "status": IN_PROGRESS,
+        "started_at": iso(now or utc_now()),
+    }
+
+
+def trim(releases: list[dict[str, Any]], keep: int) -> list[dict[str, Any]]:
+    """The newest KEEP records, plus the newest two succeeded ones wherever they are.
+
+    Failed or in-progress records therefore never push the rollback target out.
+    """
+    if keep < 1:
+        raise StateError(f"keep must be at least 1, got {keep}")
+    protected = {id(record) for record in succeeded(releases)[-KEEP_SUCCEEDED:]}
+    cutoff = len(releases) - keep
+    return [
+        record
+        for index, record in enumerate(releases)
+        if index >= cutoff or id(record) in protected
+    ]
+
+
+def begin(
+    releases: list[dict[str, Any]], release: dict[str, Any], keep: int, now: datetime | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(new history, new record): RELEASE appended as in progress, history trimmed to KEEP."""
+    if find_release(releases, release["id"]) is not None:
+        raise StateError(
+            f"release {release['id']} is already in the release history: "
+            "each deploy needs a new release id"
+        )
+    record = release_record(release, now)
+    if record["previous"] is None:
+        current, _ = current_and_previous(releases)
+        record["previous"] = current["id"] if current else None
+    return trim([*releases, record], keep), record
+
+
+CORE_KEYS = ("id", "status", "reason", "started_at", "finished_at")
+
+
+def finish(
+    releases: list[dict[str, Any]],
+    release_id: str,
+    *,
+    outcome: str,
+    reason: str | None,
+    details: dict[str, Any] | None,
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """(new history, record before, record after) with the outcome of RELEASE_ID set.
+
+    DETAILS are merged into the record; they never override its id, status, reason or times.
+    When the record already says the same, the record after is the record before.
+    """
+    index = find_release(releases, release_id)
+    if index is None:
+        known = ", ".join(record["id"] for record in releases[-3:]) or "none"
+        raise StateError(
+            f"release {release_id} is not in the release history (newest: {known}): "
+            "finish only a release that was begun"
+        )
+    before = releases[index]
+    extra = {key: value for key, value in (details or {}).items() if key not in CORE_KEYS}
+    after = {**before, **extra, "status": outcome, "reason": reason or ""}
+    already = before.get("finished_at")
+    if already and {**after, "finished_at": already} == before:
+        return releases, before, before
+    after["finished_at"] = iso(now or utc_now())
+    updated = [*releases[:index], after, *releases[index + 1 :]]
+    return updated, before, after
+
+
+# --- Files ------------------------------------------------------------------------------
+
+
+def os_message(what: str, path: str | os.PathLike[str], exc: OSError) -> str:
+    code = errno.errorcode.get(exc.errno or 0, "")
+    text = exc.strerror or one_line(exc)
+    return f"{what} {path}: {text}" + (f" ({code})" if code else "")
+
+
+def ensure_dir(path: str) -> bool:
+    """Create PATH (and its parents) with mode 0700 when missing; True when it was created."""
+    if Path(path).is_dir():
+        return False
+    try:
+        os.makedirs(path, mode=DIR_MODE)
+        os.chmod(path, DIR_MODE)  # makedirs applies the umask
+    except FileExistsError:
+        if Path(path).is_dir():
+            return False
+        raise StateError(
+            f"cannot create state directory {path}: it exists and is not a directory"
+        ) from None
+    except OSError as exc:
+        raise StateError(os_message("cannot create state directory", path, exc)) from None
+    return True
+
+
+def _fsync_dir(directory: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_temp(directory: str, name: str, text: str) -> str:
+    """TEXT in a new 0600 file beside NAME, flushed to disk; its path."""
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return temp
+
+
+def _keep_backup(path: str) -> None:
+    """Make PATH.bak a copy of PATH (a hard link where the filesystem allows it)."""
+    backup = f"{path}.bak"
+    link = f"{backup}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    try:
+        os.link(path, link)
+    except OSError:
+        shutil.copy2(path, link)
+        os.chmod(link, FILE_MODE)
+    os.replace(link, backup)
+
+
+def atomic_write(path: str, text: str, keep_backup: bool = True) -> None:
+    """Replace PATH by TEXT atomically (0600); the prior file is kept as PATH.bak.
+
+    A reader sees the old or the new content, never a part; a crash leaves one of them.
+    """
+    directory = os.path.dirname(path) or "."
+    name = os.path.basename(path)
+    try:
+        temp = _write_temp(directory, name, text)
+        try:
+            if keep_backup and os.path.exists(path):
+                _keep_backup(path)
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise StateError(os_message("cannot write", path, exc)) from None
+
+
+def create_exclusive(path: str, text: str) -> bool:
+    """Create PATH holding TEXT only if it does not exist; False when it already does.
+
+    The content is written to a temporary file first and hard-linked into place: link(2)
+    fails with EEXIST like open(O_CREAT|O_EXCL), and nobody ever sees a half-written lock.
+    Where hard links are not supported, O_CREAT|O_EXCL is used directly.
+    """
+    directory = os.path.dirname(path) or "."
+    try:
+        temp = _write_temp(directory, os.path.basename(path), text)
+    except OSError as exc:
+        raise StateError(os_message("cannot write", path, exc)) from None
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise StateError(os_message("cannot create", path, exc)) from None
+        return _create_excl_open(path, text)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    _fsync_dir(directory)
+    return True
+
+
+def _create_excl_open(path: str, text: str) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise StateError(os_message("cannot create", path, exc)) from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def read_lock(path: str) -> dict[str, Any] | None:
+    """The lock record in PATH; None when there is no lock."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(os_message("cannot read deploy lock", path, exc)) from None
+    return parse_lock(text)
+
+
+def remove_file(path: str) -> bool:
+    """Remove PATH; False when it was already gone."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StateError(os_message("cannot remove", path, exc)) from None
+    _fsync_dir(os.path.dirname(path) or ".")
+    return True
+
+
+@contextlib.contextmanager
+def state_mutex(directory: str) -> Iterator[None]:
+    """Serialise the writers of one state directory (lock, unlock, begin, finish).
+
+    Without it, two runs breaking the same stale lock could both succeed.
+    """
+    path = os.path.join(directory, MUTEX_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise StateError(os_message("cannot write", path, exc)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,320 @@
+"""deploy_state module through Ansible itself: the deploy lock and the release history."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ModuleRun, run_module
+
+HERE = socket.gethostname()
+STALE_TAIL = (
+    ": make sure no deploy runs, then re-run with -e prosaas_break_stale_lock=true "
+    '(RUNBOOK.md: "Stale deploy lock")'
+)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def fake_deploy() -> Iterator[subprocess.Popen]:
+    """A live process whose command line names ansible, like a running ansible-playbook."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "ansible-fake"])
+    try:
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass", "ansible-gone"])
+    child.wait()
+    return child.pid
+
+
+def owner(pid: int, release: str = "r1", user: str = "ops") -> dict[str, Any]:
+    return {"user": user, "host": HERE, "pid": pid, "release": release}
+
+
+def state(
+    tmp_path: Path, state_dir: Path, action: str, *, check: bool = False, diff: bool = False, **args
+) -> ModuleRun:
+    return run_module(
+        tmp_path,
+        "deploy_state",
+        {"action": action, "state_dir": str(state_dir), **args},
+        check=check,
+        diff=diff,
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def release(release_id: str, version: str) -> dict[str, Any]:
+    return {
+        "id": release_id,
+        "version": version,
+        "images": {"prosaas-api": f"prosaas-demo/app:{version}"},
+        "migrate_image": f"prosaas-demo/migrate:{version}",
+        "user": "ops",
+        "host": HERE,
+    }
+
+
+# --- lock -------------------------------------------------------------------------------
+
+
+def test_lock_is_created_0600_in_a_0700_dir_and_reacquiring_is_ok(
+    tmp_path: Path, state_dir: Path, fake_deploy: subprocess.Popen
+) -> None:
+    me = owner(fake_deploy.pid)
+    first = state(tmp_path, state_dir, "lock", owner=me, controller_host=HERE)
+    assert not first.failed, first.result
+    assert first.result["changed"]
+    assert first.result["acquired"]
+    holder = first.result["holder"]
+    assert {k: holder[k] for k in ("user", "host", "pid", "release")} == me
+    assert holder["started_at"].endswith("Z")
+    lock = state_dir / "deploy.lock"
+    assert json.loads(lock.read_text()) == holder
+    assert mode(state_dir) == 0o700
+    assert mode(lock) == 0o600
+
+    again = state(tmp_path, state_dir, "lock", owner=me)
+    assert not again.failed, again.result
+    assert not again.result["changed"]
+    assert again.result["acquired"]
+    assert again.result["holder"] == holder
+
+
+def test_second_lock_against_a_live_deploy_fails_with_one_line(
+    tmp_path: Path, state_dir: Path, fake_deploy: subprocess.Popen
+) -> None:
+    first = state(tmp_path, state_dir, "lock", owner=owner(fake_deploy.pid, "r1"))
+    assert not first.failed, first.result
+    started = first.result["holder"]["started_at"]
+
+    second = state(tmp_path, state_dir, "lock", owner=owner(999999, "r2", "cron"), break_stale=True)
+    assert second.failed
+    assert second.result["msg"] == (
+        f"deploy lock held by ops@{HERE} pid {fake_deploy.pid} since {started} (release r1): "
+        "another deploy is running; wait for it to finish"
+    )
+    assert second.result["acquired"] is False
+    assert second.result["holder"] == first.result["holder"]
+    assert json.loads((state_dir / "deploy.lock").read_text()) == first.result["holder"]
+
+
+def test_lock_of_a_dead_deploy_is_reported_stale_then_broken_on_request(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    gone = dead_pid()
+    first = state(tmp_path, state_dir, "lock", owner=owner(gone, "r1"))
+    assert not first.failed, first.result
+    started = first.result["holder"]["started_at"]
+
+    refused = state(tmp_path, state_dir, "lock", owner=owner(4242, "r2"))
+    assert refused.failed
+    assert refused.result["msg"] == (
+        f"stale deploy lock left by ops@{HERE} pid {gone} (not running) since {started}, "
+        f"release r1{STALE_TAIL}"
+    )
+    assert refused.result["lock_stale"] is True
+
+    broken = state(tmp_path, state_dir, "lock", owner=owner(4242, "r2"), break_stale=True)
+    assert not broken.failed, broken.result
+    assert broken.result["changed"]
+    assert broken.result["acquired"]
+    assert broken.result["broken_stale"] == first.result["holder"]
+    assert broken.result["holder"]["pid"] == 4242
+    assert broken.result["actions"][0].startswith(f"broke stale lock of ops@{HERE} pid {gone}")
+    assert json.loads((state_dir / "deploy.lock").read_text())["pid"] == 4242
+
+
+def test_unlock_removes_only_the_owners_lock(tmp_path: Path, state_dir: Path) -> None:
+    me = owner(dead_pid())
+    assert not state(tmp_path, state_dir, "lock", owner=me).failed
+
+    other = state(tmp_path, state_dir, "unlock", owner=owner(1, user="someone"))
+    assert not other.failed, other.result
+    assert not other.result["changed"]
+    assert "not by this deploy" in other.result["warning"]
+    assert (state_dir / "deploy.lock").exists()
+
+    mine = state(tmp_path, state_dir, "unlock", owner=me)
+    assert not mine.failed, mine.result
+    assert mine.result["changed"]
+    assert mine.result["released"]
+    assert not (state_dir / "deploy.lock").exists()
+
+    nothing = state(tmp_path, state_dir, "unlock", owner=me)
+    assert not nothing.failed, nothing.result
+    assert not nothing.result["changed"]
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+def test_begin_finish_read_with_a_failed_release_between_two_good_ones(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    def deploy(release_id: str, version: str, outcome: str, **finish: Any) -> ModuleRun:
+        begun = state(tmp_path, state_dir, "begin", release=release(release_id, version))
+        assert not begun.failed, begun.result
+        assert begun.result["changed"]
+        assert begun.result["record"]["status"] == "in_progress"
+        done = state(
+            tmp_path,
+            state_dir,
+            "finish",
+            release_id=release_id,
+            outcome=outcome,
+            **finish,
+        )
+        assert not done.failed, done.result
+        assert done.result["record"]["status"] == outcome
+        return begun
+
+    first = deploy("r1", "v1", "succeeded")
+    assert first.result["current"] is None
+    assert first.result["record"]["previous"] is None
+    second = deploy("r2", "v2", "succeeded", details={"downtime_s": 3.2})
+    assert second.result["current"]["id"] == "r1"
+    assert second.result["record"]["previous"] == "r1"
+    third = deploy(
+        "r3",
+        "v3",
+        "failed",
+        reason="migrate: exit code 1",
+        details={"rolled_back_to": "r2"},
+    )
+    assert third.result["current"]["id"] == "r2"
+    assert third.result["previous"]["id"] == "r1"
+
+    fourth = state(tmp_path, state_dir, "begin", release=release("r4", "v4"))
+    assert fourth.result["current"]["id"] == "r2", "the failed r3 is never current"
+    assert fourth.result["previous"]["id"] == "r1"
+
+    read = state(tmp_path, state_dir, "read")
+    assert not read.failed, read.result
+    assert not read.result["changed"]
+    assert [r["id"] for r in read.result["releases"]] == ["r1", "r2", "r3", "r4"]
+    assert [r["status"] for r in read.result["releases"]] == [
+        "succeeded",
+        "succeeded",
+        "failed",
+        "in_progress",
+    ]
+    assert read.result["current"]["id"] == "r2"
+    assert read.result["previous"]["id"] == "r1", "previous skips the failed r3"
+    failed = read.result["releases"][2]
+    assert failed["reason"] == "migrate: exit code 1"
+    assert failed["rolled_back_to"] == "r2"
+    assert failed["finished_at"].endswith("Z")
+    assert read.result["releases"][1]["downtime_s"] == 3.2
+    assert read.result["lock"] is None
+    assert read.result["lock_stale"] is None
+
+    history = state_dir / "releases.json"
+    assert mode(history) == 0o600
+    assert mode(state_dir / "releases.json.bak") == 0o600
+    assert len(json.loads((state_dir / "releases.json.bak").read_text())["releases"]) == 3
+
+
+def test_begin_duplicate_and_finish_unknown_fail(tmp_path: Path, state_dir: Path) -> None:
+    assert not state(tmp_path, state_dir, "begin", release=release("r1", "v1")).failed
+    duplicate = state(tmp_path, state_dir, "begin", release=release("r1", "v1"))
+    assert duplicate.failed
+    assert duplicate.result["msg"].startswith("release r1 is already in the release history")
+    unknown = state(tmp_path, state_dir, "finish", release_id="r9", outcome="succeeded")
+    assert unknown.failed
+    assert unknown.result["msg"].startswith("release r9 is not in the release history")
+
+
+def test_corrupted_history_fails_every_action_that_needs_it(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    state_dir.mkdir()
+    history = state_dir / "releases.json"
+    history.write_text('{"releases": [ {"id": "r1", ')
+    runs = [
+        state(tmp_path, state_dir, "read"),
+        state(tmp_path, state_dir, "begin", release=release("r2", "v2")),
+        state(tmp_path, state_dir, "finish", release_id="r1", outcome="failed"),
+    ]
+    for run in runs:
+        assert run.failed
+        message = run.result["msg"]
+        assert "\n" not in message
+        assert message.startswith(f"release history {history} is corrupted (")
+        assert message.endswith(
+            f": restore it from {history}.bak or move it aside "
+            '(RUNBOOK.md: "Corrupted release history")'
+        )
+    assert history.read_text() == '{"releases": [ {"id": "r1", ', "left as it was"
+
+
+def test_unwritable_state_dir_fails_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    blocked = tmp_path / "afile" / "sub"
+    attempts = (("lock", {"owner": owner(4242)}), ("begin", {"release": release("r1", "v1")}))
+    for action, args in attempts:
+        run = state(tmp_path, blocked, action, **args)
+        assert run.failed
+        assert run.result["msg"] == (
+            f"cannot create state directory {blocked}: Not a directory (ENOTDIR)"
+        )
+
+
+# --- check and diff mode ------------------------------------------------------------------
+
+
+def test_check_mode_writes_nothing(tmp_path: Path, state_dir: Path) -> None:
+    lock = state(tmp_path, state_dir, "lock", owner=owner(4242), check=True, diff=True)
+    assert not lock.failed, lock.result
+    assert lock.result["changed"]
+    assert all(action.startswith("would have ") for action in lock.result["actions"])
+    assert lock.result["diff"]["after"]["pid"] == 4242
+    begun = state(tmp_path, state_dir, "begin", release=release("r1", "v1"), check=True)
+    assert not begun.failed, begun.result
+    assert begun.result["changed"]
+    assert begun.result["actions"][-1] == "would have recorded release r1 as in progress"
+    assert not state_dir.exists()
+
+    assert not state(tmp_path, state_dir, "begin", release=release("r1", "v1")).failed
+    before = (state_dir / "releases.json").read_text()
+    finished = state(
+        tmp_path, state_dir, "finish", release_id="r1", outcome="succeeded", check=True, diff=True
+    )
+    assert not finished.failed, finished.result
+    assert finished.result["actions"] == ["would have marked release r1 succeeded"]
+    assert finished.result["diff"]["before"]["status"] == "in_progress"
+    assert finished.result["diff"]["after"]["status"] == "succeeded"
+    assert (state_dir / "releases.json").read_text() == before
+    assert not (state_dir / "deploy.lock").exists()
+
+    read = state(tmp_path, state_dir, "read", check=True)
+    assert not read.failed, read.result
+    assert [r["id"] for r in read.result["releases"]] == ["r1"]
+
+
+def test_diff_shows_the_new_record_on_begin(tmp_path: Path, state_dir: Path) -> None:
+    run = state(tmp_path, state_dir, "begin", release=release("r1", "v1"), diff=True)
+    assert not run.failed, run.result
+    assert run.result["diff"]["before"] == {}
+    assert run.result["diff"]["after"]["id"] == "r1"
+    assert "in_progress" in run.stdout

@@ -1,0 +1,337 @@
+"""Deploy lock and release history logic (module_utils/prosaas_state.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prosaas_state import (
+    FAILED,
+    IN_PROGRESS,
+    SUCCEEDED,
+    StateError,
+    atomic_write,
+    begin,
+    create_exclusive,
+    current_and_previous,
+    ensure_dir,
+    finish,
+    load_history,
+    lock_staleness,
+    parse_lock,
+    pid_running,
+    stale_message,
+    trim,
+)
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+HERE = "deployhost"
+
+
+def rec(release_id: str, status: str) -> dict[str, Any]:
+    return {"id": release_id, "status": status, "images": {"api": f"app:{release_id}"}}
+
+
+def ids(records: list[dict[str, Any]]) -> list[str]:
+    return [record["id"] for record in records]
+
+
+# --- current and previous -------------------------------------------------------------
+
+
+def test_current_and_previous_skip_failed_and_in_progress() -> None:
+    releases = [
+        rec("r1", SUCCEEDED),
+        rec("r2", FAILED),
+        rec("r3", SUCCEEDED),
+        rec("r4", FAILED),
+        rec("r5", IN_PROGRESS),
+    ]
+    current, previous = current_and_previous(releases)
+    assert current is not None and current["id"] == "r3"
+    assert previous is not None and previous["id"] == "r1"
+
+
+def test_no_succeeded_release_means_no_current() -> None:
+    assert current_and_previous([rec("r1", FAILED), rec("r2", IN_PROGRESS)]) == (None, None)
+    assert current_and_previous([]) == (None, None)
+    current, previous = current_and_previous([rec("r1", SUCCEEDED), rec("r2", FAILED)])
+    assert current is not None and current["id"] == "r1"
+    assert previous is None
+
+
+def test_begin_appends_in_progress_and_defaults_previous_to_current() -> None:
+    releases = [rec("r1", SUCCEEDED), rec("r2", FAILED)]
+    updated, record = begin(releases, {"id": "r3", "version": "v3", "images": {}}, 50, NOW)
+    assert ids(updated) == ["r1", "r2", "r3"]
+    assert record["status"] == IN_PROGRESS
+    assert record["previous"] == "r1"
+    assert record["started_at"] == "2026-11-24T12:00:00Z"
+    assert releases == [rec("r1", SUCCEEDED), rec("r2", FAILED)], "input left unchanged"
+
+
+def test_begin_refuses_a_duplicate_id() -> None:
+    with pytest.raises(StateError, match="release r1 is already in the release history"):
+        begin([rec("r1", SUCCEEDED)], {"id": "r1"}, 50)
+
+
+def test_finish_sets_outcome_and_merges_details_without_overriding_core_fields() -> None:
+    releases = [rec("r1", SUCCEEDED), rec("r2", IN_PROGRESS)]
+    updated, before, after = finish(
+        releases,
+        "r2",
+        outcome=FAILED,
+        reason="migrate: exit code 1",
+        details={"rolled_back_to": "r1", "downtime_s": 12.5, "status": "succeeded", "id": "x"},
+        now=NOW,
+    )
+    assert before["status"] == IN_PROGRESS
+    assert after["status"] == FAILED
+    assert after["id"] == "r2"
+    assert after["reason"] == "migrate: exit code 1"
+    assert after["rolled_back_to"] == "r1"
+    assert after["downtime_s"] == 12.5
+    assert after["finished_at"] == "2026-11-24T12:00:00Z"
+    assert updated[1] is after and updated[0] is releases[0]
+    current, _ = current_and_previous(updated)
+    assert current is not None and current["id"] == "r1"
+
+
+def test_finish_twice_with_the_same_outcome_changes_nothing() -> None:
+    releases, _, _ = finish(
+        [rec("r1", IN_PROGRESS)], "r1", outcome=SUCCEEDED, reason="", details={}, now=NOW
+    )
+    again, before, after_again = finish(
+        releases, "r1", outcome=SUCCEEDED, reason="", details={}, now=NOW + timedelta(hours=1)
+    )
+    assert after_again is before
+    assert again is releases
+
+
+def test_finish_unknown_release_names_it() -> None:
+    with pytest.raises(StateError, match="release nope is not in the release history"):
+        finish([rec("r1", SUCCEEDED)], "nope", outcome=FAILED, reason="", details={})
+
+
+# --- trimming ----------------------------------------------------------------------------
+
+
+def test_trim_keeps_the_newest_two_succeeded_behind_many_failures() -> None:
+    releases = [rec("good1", SUCCEEDED), rec("good2", SUCCEEDED), rec("good3", SUCCEEDED)]
+    releases += [rec(f"bad{n}", FAILED) for n in range(10)]
+    kept = trim(releases, 5)
+    assert ids(kept) == ["good2", "good3", "bad5", "bad6", "bad7", "bad8", "bad9"]
+    current, previous = current_and_previous(kept)
+    assert current is not None and current["id"] == "good3"
+    assert previous is not None and previous["id"] == "good2"
+
+
+def test_trim_under_the_limit_keeps_everything() -> None:
+    releases = [rec("r1", FAILED), rec("r2", SUCCEEDED)]
+    assert trim(releases, 50) == releases
+
+
+def test_begin_trims_but_keeps_rollback_targets() -> None:
+    releases = [rec("good1", SUCCEEDED), rec("good2", SUCCEEDED)]
+    releases += [rec(f"bad{n}", FAILED) for n in range(3)]
+    updated, _ = begin(releases, {"id": "new"}, 2, NOW)
+    assert ids(updated) == ["good1", "good2", "bad2", "new"]
+
+
+def test_trim_rejects_keep_below_one() -> None:
+    with pytest.raises(StateError, match="keep must be at least 1"):
+        trim([], 0)
+
+
+# --- staleness ------------------------------------------------------------------------------
+
+
+def lock_from(host: str, age: timedelta, pid: int = 4242) -> dict[str, Any]:
+    return {
+        "user": "ops",
+        "host": host,
+        "pid": pid,
+        "release": "r9",
+        "started_at": (NOW - age).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def test_same_host_dead_pid_is_stale_whatever_its_age() -> None:
+    stale, why = lock_staleness(
+        lock_from(HERE, timedelta(seconds=5)),
+        local_host=HERE,
+        stale_after=21600,
+        now=NOW,
+        is_running=lambda pid: False,
+    )
+    assert stale
+    assert "no longer runs" in why
+
+
+def test_same_host_live_pid_is_held_whatever_its_age() -> None:
+    stale, why = lock_staleness(
+        lock_from(HERE, timedelta(days=3)),
+        local_host=HERE,
+        stale_after=21600,
+        now=NOW,
+        is_running=lambda pid: pid == 4242,
+    )
+    assert not stale
+    assert "still runs" in why
+
+
+def never_called(pid: Any) -> bool:
+    raise AssertionError("the pid of another host's lock cannot be checked here")
+
+
+def test_other_host_old_lock_is_stale() -> None:
+    stale, why = lock_staleness(
+        lock_from("bastion1", timedelta(hours=7)),
+        local_host=HERE,
+        stale_after=21600,
+        now=NOW,
+        is_running=never_called,
+    )
+    assert stale
+    assert "7.0 h" in why
+
+
+def test_other_host_young_lock_is_held() -> None:
+    stale, _ = lock_staleness(
+        lock_from("bastion1", timedelta(hours=5)),
+        local_host=HERE,
+        stale_after=21600,
+        now=NOW,
+        is_running=never_called,
+    )
+    assert not stale
+
+
+def test_unreadable_lock_is_stale() -> None:
+    lock = parse_lock("")
+    stale, why = lock_staleness(lock, local_host=HERE, stale_after=21600, now=NOW)
+    assert stale
+    assert "empty file" in why
+
+
+def test_stale_message_names_holder_and_runbook() -> None:
+    message = stale_message(lock_from(HERE, timedelta(hours=1)), "why", HERE)
+    assert message == (
+        "stale deploy lock left by ops@deployhost pid 4242 (not running) since "
+        "2026-11-24T11:00:00Z, release r9: make sure no deploy runs, then re-run with "
+        '-e prosaas_break_stale_lock=true (RUNBOOK.md: "Stale deploy lock")'
+    )
+
+
+def test_pid_running_guards_against_pid_reuse() -> None:
+    # This test process runs, but its command line names python and pytest, not ansible.
+    assert not pid_running(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "ansible-x"])
+    try:
+        assert pid_running(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not pid_running(child.pid), "a reaped child no longer runs"
+    assert not pid_running(None)
+    assert not pid_running("x")
+
+
+def test_pid_running_without_proc_checks_existence_only(tmp_path: Path) -> None:
+    assert pid_running(os.getpid(), proc_root=str(tmp_path / "no-proc"))
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def corrupted_text(path: Path, problem: str) -> str:
+    return (
+        f"release history {path} is corrupted ({problem}): restore it from {path}.bak or "
+        'move it aside (RUNBOOK.md: "Corrupted release history")'
+    )
+
+
+def test_corrupted_json_is_one_line_with_the_parser_error(tmp_path: Path) -> None:
+    path = tmp_path / "releases.json"
+    path.write_text('{"releases": [\n  {"id": "r1",\n')
+    with pytest.raises(StateError) as raised:
+        load_history(str(path))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"release history {path} is corrupted (Expecting")
+    assert message.endswith(
+        f': restore it from {path}.bak or move it aside (RUNBOOK.md: "Corrupted release history")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[]", 'expected an object with a "releases" list, found list'),
+        ('{"other": 1}', 'expected an object with a "releases" list, found no releases list'),
+        ('{"releases": [{"status": "succeeded"}]}', "record 0 has no string id"),
+    ],
+)
+def test_wrong_shape_is_corrupted(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "releases.json"
+    path.write_text(text)
+    with pytest.raises(StateError) as raised:
+        load_history(str(path))
+    assert str(raised.value) == corrupted_text(path, problem)
+
+
+def test_missing_history_is_empty(tmp_path: Path) -> None:
+    assert load_history(str(tmp_path / "releases.json")) == []
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_atomic_write_keeps_the_prior_file_as_bak(tmp_path: Path) -> None:
+    path = tmp_path / "releases.json"
+    atomic_write(str(path), "first\n")
+    assert path.read_text() == "first\n"
+    assert not (tmp_path / "releases.json.bak").exists()
+    atomic_write(str(path), "second\n")
+    assert path.read_text() == "second\n"
+    assert (tmp_path / "releases.json.bak").read_text() == "first\n"
+    assert mode(path) == 0o600
+    assert mode(tmp_path / "releases.json.bak") == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["releases.json", "releases.json.bak"]
+
+
+def test_atomic_write_failure_names_the_path(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "releases.json"
+    with pytest.raises(StateError, match=f"cannot write {target}: Not a directory"):
+        atomic_write(str(target), "x")
+
+
+def test_create_exclusive_never_overwrites(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.lock"
+    assert create_exclusive(str(path), json.dumps({"pid": 1}))
+    assert not create_exclusive(str(path), json.dumps({"pid": 2}))
+    assert json.loads(path.read_text()) == {"pid": 1}
+    assert mode(path) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["deploy.lock"], "no temporary file left"
+
+
+def test_ensure_dir_creates_0700_and_reports_errno(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "state"
+    assert ensure_dir(str(target))
+    assert mode(target) == 0o700
+    assert not ensure_dir(str(target))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(StateError) as raised:
+        ensure_dir(str(tmp_path / "afile" / "sub"))
+    assert str(raised.value) == (
+        f"cannot create state directory {tmp_path / 'afile' / 'sub'}: Not a directory (ENOTDIR)"
+    )
