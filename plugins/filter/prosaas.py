@@ -73,6 +73,11 @@ def deploy_summary(report: dict[str, Any]) -> str:
         lines.append(
             "phases: " + ", ".join(f"{name} {_seconds(took)}" for name, took in phases.items())
         )
+    pending = (report.get("plan") or {}).get("pending")
+    if pending is not None:
+        lines.append(
+            f"migrations pending before the deploy: {', '.join(map(str, pending)) or 'none'}"
+        )
     lines.append(f"downtime: {_seconds(report.get('downtime_s'))}")
     migrate = report.get("migrate") or {}
     if migrate:

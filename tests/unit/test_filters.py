@@ -1,0 +1,83 @@
+"""The deploy playbooks' filters: images, phase timings, failure reasons, the summary."""
+
+import importlib.util
+
+from tests.conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("prosaas_filters", ROOT / "plugins/filter/prosaas.py")
+filters = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(filters)
+
+SERVICES = [
+    {"name": "prosaas-api", "image": "app:v2", "command": ["api"]},
+    {"name": "worker", "image": "app:v2"},
+]
+
+
+def test_service_images_maps_names_to_images() -> None:
+    assert filters.service_images(SERVICES) == {"prosaas-api": "app:v2", "worker": "app:v2"}
+
+
+def test_with_images_swaps_only_the_named_services_and_keeps_the_rest() -> None:
+    swapped = filters.with_images(SERVICES, {"prosaas-api": "app:v1"})
+    assert swapped[0] == {"name": "prosaas-api", "image": "app:v1", "command": ["api"]}
+    assert swapped[1] == SERVICES[1]
+    assert SERVICES[0]["image"] == "app:v2"  # the inventory's list is not modified
+
+
+def test_phase_durations_follow_the_order_of_the_marks() -> None:
+    marks = {"stop": 12.0, "validate": 10.0, "start": 15.5, "end": 16.0}
+    assert filters.phase_durations(marks) == {"validate": 2.0, "stop": 3.5, "start": 0.5}
+
+
+def test_downtime_runs_from_the_stop_to_the_last_healthy_service() -> None:
+    marks = {"validate": 1.0, "stop": 2.0, "record": 9.25, "end": 10.0}
+    assert filters.downtime(marks) == 7.25
+    assert filters.downtime(marks, "stop", "end") == 8.0
+    assert filters.downtime({"validate": 1.0}) is None
+
+
+def test_failure_reason_takes_the_failed_loop_item_on_one_line() -> None:
+    result = {
+        "msg": "One or more items failed",
+        "results": [
+            {"failed": False, "msg": "ok"},
+            {"failed": True, "msg": "service worker: not healthy after 8 s\n(status running)"},
+        ],
+    }
+    assert filters.failure_reason(result) == (
+        "service worker: not healthy after 8 s (status running)"
+    )
+    assert filters.failure_reason({"msg": "plain"}) == "plain"
+    assert filters.failure_reason(None) == "unknown failure"
+
+
+def test_last_json_line_finds_the_migrator_summary() -> None:
+    log = 'log line\n{"command": "up", "applied": [109]}\n'
+    assert filters.last_json_line(log) == {"command": "up", "applied": [109]}
+    assert filters.last_json_line("no summary {") == {}
+    assert filters.last_json_line("") == {}
+
+
+def test_deploy_summary_names_outcome_images_and_rollback() -> None:
+    summary = filters.deploy_summary(
+        {
+            "release": "R2",
+            "version": "v2",
+            "outcome": "failed",
+            "reason": "migrate: exited with code 6",
+            "phases": {"stop": 1.0},
+            "downtime_s": 4.0,
+            "plan": {"pending": [109]},
+            "images_before": {"worker": "app:v1"},
+            "images_after": {"worker": "app:v1"},
+            "rolled_back_to": "R1",
+            "report_path": "/r/R2.json",
+        }
+    ).splitlines()
+    assert summary[0] == "release R2 (v2): failed - migrate: exited with code 6"
+    assert "migrations pending before the deploy: 109" in summary
+    assert "downtime: 4.0 s" in summary
+    assert "worker: app:v1" in summary
+    assert "rolled back to release R1" in summary
+    assert summary[-1] == "report: /r/R2.json"
