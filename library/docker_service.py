@@ -196,7 +196,9 @@ from ansible.module_utils.prosaas_docker import (
     find_container,
     find_image_id,
     missing_image,
+    not_ready_reason,
     one_line,
+    readiness,
 )
 from ansible.module_utils.prosaas_spec import (
     MANAGED_BY,
@@ -216,7 +218,6 @@ with contextlib.suppress(ImportError):  # reported by docker_client() via missin
     from docker.errors import APIError
 
 POLL_SECONDS = 0.5
-LOG_TAIL_LINES = 20
 
 
 def argument_spec() -> dict[str, Any]:
@@ -388,30 +389,13 @@ class ServiceManager:
         deadline = started + self.params["wait_timeout"]
         while True:
             container.reload()
-            state = container.attrs["State"]
-            if state["Status"] in ("exited", "dead"):
-                self.fail(
-                    f"exited with code {state.get('ExitCode')} while waiting until {wanted}; "
-                    f"last log lines: {self.log_tail(container)}"
-                )
-            health = (state.get("Health") or {}).get("Status")
-            if state["Status"] == "running" and (
-                wanted == "running" or health in ("healthy", None)
-            ):
+            standing = readiness(container.attrs["State"], wanted)
+            if standing == "ready":
                 break
-            if time.monotonic() >= deadline:
-                self.fail(
-                    f"not {wanted} after {self.params['wait_timeout']} s "
-                    f"(status {state['Status']}, health {health}); "
-                    f"last health check: {last_health_output(state)}"
-                )
+            if standing == "exited" or time.monotonic() >= deadline:
+                self.fail(not_ready_reason(container, wanted, self.params["wait_timeout"]))
             time.sleep(POLL_SECONDS)
-        health_note = "healthy" if wanted == "healthy" and health else "running"
-        self.actions.append(f"waited {time.monotonic() - started:.1f} s until {health_note}")
-
-    def log_tail(self, container: Any) -> str:
-        logs = container.logs(tail=LOG_TAIL_LINES).decode("utf-8", "replace").strip()
-        return " | ".join(logs.splitlines()[-5:]) or "(none)"
+        self.actions.append(f"waited {time.monotonic() - started:.1f} s until {wanted}")
 
     def run(self) -> dict[str, Any]:
         state = self.params["state"]
@@ -433,15 +417,6 @@ class ServiceManager:
             "differences": self.differences,
             "container": describe(container) if state != "absent" else {},
         }
-
-
-def last_health_output(state: dict[str, Any]) -> str:
-    log = (state.get("Health") or {}).get("Log") or []
-    if not log:
-        return "(none yet)"
-    return (
-        " ".join(str(log[-1].get("Output", "")).split()) or f"exit code {log[-1].get('ExitCode')}"
-    )
 
 
 def describe(container: Any) -> dict[str, Any]:

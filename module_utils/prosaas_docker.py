@@ -73,3 +73,46 @@ def find_image_id(client: docker.DockerClient, reference: str) -> str | None:
 
 def missing_image(reference: str, docker_host: str) -> str:
     return f"image {reference} not found on the engine at {docker_host}: build or pull it first"
+
+
+def last_health_output(state: dict[str, Any]) -> str:
+    """The last health check's output on one line, from a container's State."""
+    log = (state.get("Health") or {}).get("Log") or []
+    if not log:
+        return "(none yet)"
+    output = " ".join(str(log[-1].get("Output", "")).split())
+    return output or f"exit code {log[-1].get('ExitCode')}"
+
+
+def log_tail(container: Any, lines: int = 5) -> str:
+    """The container's last log lines, joined on one line."""
+    logs = container.logs(tail=lines).decode("utf-8", "replace").strip()
+    return " | ".join(logs.splitlines()[-lines:]) or "(none)"
+
+
+def readiness(state: dict[str, Any], wanted: str) -> str:
+    """'ready', 'exited' or 'waiting': where a container stands against what is waited for.
+
+    A container without a health check counts as healthy once it runs.
+    """
+    if state["Status"] in ("exited", "dead"):
+        return "exited"
+    health = (state.get("Health") or {}).get("Status")
+    if state["Status"] == "running" and (wanted == "running" or health in ("healthy", None)):
+        return "ready"
+    return "waiting"
+
+
+def not_ready_reason(container: Any, wanted: str, waited: int) -> str:
+    """Why a container is not (yet) what was waited for, on one line."""
+    state = container.attrs["State"]
+    if readiness(state, wanted) == "exited":
+        return (
+            f"exited with code {state.get('ExitCode')} while waiting until {wanted}; "
+            f"last log lines: {log_tail(container)}"
+        )
+    health = (state.get("Health") or {}).get("Status")
+    return (
+        f"not {wanted} after {waited} s (status {state['Status']}, health {health}); "
+        f"last health check: {last_health_output(state)}"
+    )

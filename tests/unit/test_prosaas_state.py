@@ -233,8 +233,11 @@ def test_stale_message_names_holder_and_runbook() -> None:
 def test_pid_running_guards_against_pid_reuse() -> None:
     # This test process runs, but its command line names python and pytest, not ansible.
     assert not pid_running(os.getpid())
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "ansible-x"])
+    script = "import time; print('up', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", script, "ansible-x"], stdout=subprocess.PIPE)
     try:
+        assert child.stdout is not None
+        child.stdout.readline()  # the child has exec'd: its command line is its own
         assert pid_running(child.pid)
     finally:
         child.kill()
