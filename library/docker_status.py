@@ -1,0 +1,163 @@
+#!/usr/bin/python
+"""Ansible module: report what runs in the containers of named services (read-only)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: docker_status
+short_description: Report the image, release, status and health of named containers
+description:
+  - Read-only. Looks up each container by name and reports its image, the C(prosaas.*)
+    labels the deploy set (service, release, version), its status and its health.
+  - A container that does not exist is reported with RV(containers[].status=absent); that is
+    not a failure. The module fails only when the engine does not answer.
+version_added: "0.1.0"
+author: prosaas-deploy
+options:
+  names:
+    description: Container names to look up, in the order to report them.
+    type: list
+    elements: str
+    required: true
+extends_documentation_fragment:
+  - prosaas_docker
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is nothing to show.
+seealso:
+  - module: docker_service
+"""
+
+EXAMPLES = r"""
+- name: Look at the app containers
+  docker_status:
+    names: [prosaas-api, prosaas-calls, worker]
+  register: app_status
+
+- name: Name the ones that run
+  ansible.builtin.debug:
+    msg: "running: {{ app_status.running | join(', ') or 'none' }}"
+"""
+
+RETURN = r"""
+containers:
+  description: One entry per name, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: prosaas-api
+      id: 4f1c2e0a9b7d
+      image: prosaas-demo/app:v2
+      service: prosaas-api
+      release: 20261124T120000Z-v2
+      version: v2
+      status: running
+      health: healthy
+      exit_code: 0
+      started_at: "2026-11-24T12:03:11.52Z"
+    - name: worker
+      id: ""
+      image: ""
+      service: ""
+      release: ""
+      version: ""
+      status: absent
+      health: none
+      exit_code: null
+      started_at: ""
+running:
+  description: Names of the containers whose status is C(running) (or C(restarting)).
+  returned: always
+  type: list
+  elements: str
+  sample: [prosaas-api]
+engine_version:
+  description: Version of the engine that answered.
+  returned: always
+  type: str
+  sample: "20.10.24+dfsg1"
+"""
+
+import contextlib
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prosaas_docker import (
+    docker_argument_spec,
+    docker_client,
+    find_container,
+    one_line,
+)
+
+with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
+    from docker.errors import APIError
+
+RUNNING = ("running", "restarting")
+
+
+def absent(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "id": "",
+        "image": "",
+        "service": "",
+        "release": "",
+        "version": "",
+        "status": "absent",
+        "health": "none",
+        "exit_code": None,
+        "started_at": "",
+    }
+
+
+def describe(name: str, container: Any) -> dict[str, Any]:
+    if container is None:
+        return absent(name)
+    attrs = container.attrs
+    state = attrs.get("State") or {}
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return {
+        "name": name,
+        "id": container.short_id,
+        "image": (attrs.get("Config") or {}).get("Image", ""),
+        "service": labels.get("prosaas.service", ""),
+        "release": labels.get("prosaas.release", ""),
+        "version": labels.get("prosaas.version", ""),
+        "status": state.get("Status", "unknown"),
+        "health": (state.get("Health") or {}).get("Status", "none"),
+        "exit_code": state.get("ExitCode"),
+        "started_at": state.get("StartedAt", ""),
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=docker_argument_spec(
+            names={"type": "list", "elements": "str", "required": True}
+        ),
+        supports_check_mode=True,
+    )
+    client = docker_client(module)
+    try:
+        containers = [
+            describe(name, find_container(client, name)) for name in module.params["names"]
+        ]
+        version = client.version().get("Version", "unknown")
+    except APIError as exc:
+        module.fail_json(msg=f"the Docker engine refused: {one_line(exc)}")
+    module.exit_json(
+        changed=False,
+        containers=containers,
+        running=[item["name"] for item in containers if item["status"] in RUNNING],
+        engine_version=version,
+    )
+
+
+if __name__ == "__main__":
+    main()

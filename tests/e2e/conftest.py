@@ -1,0 +1,343 @@
+"""Helpers for the deploy-flow e2e tests: one stack per test, deploy runs, state and images.
+
+A `Stack` wraps the extra vars of one isolated copy of the local stack and reads back what
+the flow leaves behind: containers, the release history, the deploy lock, the reports and
+the database. The session fixtures build the test-only images (a migrate image whose 0109
+fails, one whose 0110 declares a column it does not create, an app image that never turns
+healthy) from the project's own Dockerfiles, and remove them at the end of the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import docker
+import psycopg
+import pytest
+
+from tests.conftest import (
+    ROOT,
+    IsolatedStack,
+    free_loopback_port,
+    host_stats,
+    remove_stack,
+    run_playbook,
+)
+
+APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
+INFRA_SERVICES = ("postgres", "redis")
+V2_COLUMNS = ("started_at", "ended_at", "duration_sec")
+DB_PASSWORD = "prosaas-local-only"  # noqa: S105 - the local inventory's demo password
+# The seed's check: how many of 109's columns call_log has.
+SQL_V2_COLUMNS = """
+    SELECT column_name FROM information_schema.columns
+    WHERE table_name = 'call_log' AND column_name IN ('started_at', 'ended_at', 'duration_sec')
+"""
+
+
+# --- Playbook runs --------------------------------------------------------------------
+
+
+@dataclass
+class DeployRun:
+    """The outcome of one ansible-playbook run: exit code, recap, output, failure line."""
+
+    rc: int
+    stats: dict[str, int]
+    output: str
+    failure: str  # msg of the last failed task; "" when nothing failed
+    events: list[dict] = field(repr=False, default_factory=list)
+
+    @classmethod
+    def of(cls, runner: ansible_runner.Runner) -> DeployRun:
+        events = list(runner.events)
+        failed = [
+            event["event_data"].get("res", {})
+            for event in events
+            if event.get("event") == "runner_on_failed"
+            and not event["event_data"].get("ignore_errors")
+        ]
+        failure = str(failed[-1].get("msg", "")) if failed else ""
+        return cls(runner.rc, host_stats(runner), runner.stdout.read(), failure, events)
+
+    def describe(self) -> str:
+        """What to show when an assertion on this run fails."""
+        return f"rc={self.rc} stats={self.stats} failure={self.failure!r}\n{self.output[-6000:]}"
+
+
+def _private_dir(tmp_path: Path) -> Path:
+    path = tmp_path / f"runner-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    return path
+
+
+def run_playbook_async(
+    playbook: str, tmp_path: Path, extravars: dict
+) -> tuple[threading.Thread, ansible_runner.Runner]:
+    """As tests.conftest.run_playbook, but returns at once: (thread, runner)."""
+    return ansible_runner.run_async(
+        private_data_dir=str(_private_dir(tmp_path)),
+        project_dir=str(ROOT),
+        playbook=str(ROOT / playbook),
+        inventory=str(ROOT / "inventories" / "local"),
+        extravars=extravars,
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        quiet=True,
+    )
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2
+) -> Any:
+    """Poll CONDITION until it returns something truthy; fail the test after TIMEOUT s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --- One stack ------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """One isolated local stack: deploy it, and read back what the deploy left."""
+
+    client: docker.DockerClient
+    prefix: str
+    extravars: dict
+    tmp_path: Path
+
+    # deploy runs
+    def vars_for(self, version: str, **extra: Any) -> dict:
+        return {**self.extravars, "prosaas_app_version": version, **extra}
+
+    def play(self, playbook: str, version: str, **extra: Any) -> DeployRun:
+        """Run PLAYBOOK (deploy.yml or a runbook one) on this stack with VERSION's images."""
+        extravars = self.vars_for(version, **extra)
+        return DeployRun.of(run_playbook(playbook, self.tmp_path, extravars))
+
+    def deploy(self, version: str, **extra: Any) -> DeployRun:
+        return self.play("deploy.yml", version, **extra)
+
+    def deploy_async(
+        self, version: str, **extra: Any
+    ) -> tuple[threading.Thread, ansible_runner.Runner]:
+        return run_playbook_async("deploy.yml", self.tmp_path, self.vars_for(version, **extra))
+
+    def deploy_ok(self, version: str, **extra: Any) -> DeployRun:
+        run = self.deploy(version, **extra)
+        assert run.rc == 0, run.describe()
+        return run
+
+    # state and reports
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.extravars["prosaas_state_dir"])
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "deploy.lock"
+
+    def lock(self) -> dict | None:
+        try:
+            return json.loads(self.lock_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def history(self) -> list[dict]:
+        path = self.state_dir / "releases.json"
+        return json.loads(path.read_text())["releases"] if path.exists() else []
+
+    def release(self, version: str) -> dict:
+        """The only history record of VERSION."""
+        records = [record for record in self.history() if record["version"] == version]
+        assert len(records) == 1, f"expected one record of {version}: {self.history()}"
+        return records[0]
+
+    def reports(self) -> dict[str, dict]:
+        folder = Path(self.extravars["prosaas_reports_dir"])
+        return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+    # containers
+    def container(self, service: str) -> Any:
+        return self.client.containers.get(f"{self.prefix}{service}")
+
+    def health(self, service: str) -> str:
+        return self.container(service).attrs["State"].get("Health", {}).get("Status", "none")
+
+    def image(self, service: str) -> str:
+        return self.container(service).attrs["Config"]["Image"]
+
+    def container_ids(self) -> dict[str, str]:
+        return {service: self.container(service).id for service in INFRA_SERVICES + APP_SERVICES}
+
+    def assert_app_healthy_on(self, version: str) -> None:
+        for service in APP_SERVICES:
+            assert self.image(service) == f"prosaas-demo/app:{version}", service
+            assert self.health(service) == "healthy", service
+        for service in INFRA_SERVICES:
+            assert self.health(service) == "healthy", service
+
+    # database
+    @property
+    def dsn(self) -> str:
+        port = self.extravars["prosaas_database_port_from_deployer"]
+        return f"postgresql://prosaas:{DB_PASSWORD}@127.0.0.1:{port}/prosaas"
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection:
+        return psycopg.connect(self.dsn, connect_timeout=10, **kwargs)
+
+    def v2_columns(self) -> set[str]:
+        with self.connect(autocommit=True) as conn:
+            return {row[0] for row in conn.execute(SQL_V2_COLUMNS)}
+
+    def applied_versions(self) -> list[int]:
+        """Versions in the migrator's history table."""
+        with self.connect(autocommit=True) as conn:
+            rows = conn.execute("SELECT version FROM prosaas_schema_history ORDER BY version")
+            return [int(row[0]) for row in rows]
+
+
+def make_stack(client: docker.DockerClient, base: Path) -> IsolatedStack:
+    """The same extra vars as tests.conftest.isolated_stack, for fixtures of wider scope."""
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    return IsolatedStack(
+        prefix,
+        {
+            "prosaas_container_prefix": prefix,
+            "prosaas_network": f"{prefix}net",
+            "prosaas_api_port": free_loopback_port(),
+            "prosaas_calls_port": free_loopback_port(),
+            "prosaas_database_port_from_deployer": free_loopback_port(),
+            "prosaas_state_dir": str(base / "state"),
+            "prosaas_reports_dir": str(base / "reports"),
+        },
+    )
+
+
+@pytest.fixture
+def stack(
+    docker_engine: docker.DockerClient, isolated_stack: IsolatedStack, tmp_path: Path
+) -> Stack:
+    """This test's own stack, nothing deployed yet."""
+    return Stack(docker_engine, isolated_stack.prefix, isolated_stack.extravars, tmp_path)
+
+
+@pytest.fixture
+def v1_stack(stack: Stack) -> Stack:
+    """This test's own stack with v1 deployed (migrations up to 0002)."""
+    run = stack.deploy_ok("v1")
+    assert run.stats["failures"] == 0, run.describe()
+    stack.assert_app_healthy_on("v1")
+    return stack
+
+
+@pytest.fixture(scope="module")
+def module_stack(
+    docker_engine: docker.DockerClient, demo_images: list[str], tmp_path_factory
+) -> Iterator[Stack]:
+    """A stack shared by the tests of one module (nothing deployed yet)."""
+    base = tmp_path_factory.mktemp("stack")
+    isolated = make_stack(docker_engine, base)
+    try:
+        yield Stack(docker_engine, isolated.prefix, isolated.extravars, base)
+    finally:
+        remove_stack(docker_engine, isolated.prefix)
+
+
+# --- Test-only images -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: docker.DockerClient) -> str:
+    """BASE_IMAGE (scripts/test.sh exports it), else the newest prosaas-deploy/base tag."""
+    if os.environ.get("BASE_IMAGE"):
+        return os.environ["BASE_IMAGE"]
+    images = sorted(
+        docker_engine.images.list(name="prosaas-deploy/base"),
+        key=lambda image: image.attrs["Created"],
+    )
+    tags = [tag for image in images for tag in image.tags]
+    if not tags:
+        pytest.fail("no prosaas-deploy/base image and no BASE_IMAGE: run scripts/test.sh")
+    return tags[-1]
+
+
+@pytest.fixture(scope="session")
+def build_image(docker_engine: docker.DockerClient) -> Iterator[Callable[..., str]]:
+    """Build an image from a folder; every image built is removed at the end of the session."""
+    built: list[str] = []
+
+    def build(path: Path, tag: str, buildargs: dict | None = None) -> str:
+        docker_engine.images.build(path=str(path), tag=tag, buildargs=buildargs or {}, rm=True)
+        built.append(tag)
+        return tag
+
+    yield build
+    for tag in built:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_engine.images.remove(tag, force=True)
+
+
+def copy_migrations(target: Path) -> Path:
+    """A copy of migrations/ (runner, Dockerfile, versions) to change and build from."""
+    shutil.copytree(
+        ROOT / "migrations", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
+def broken_migrate_image(build_image, base_image: str, tmp_path_factory) -> str:
+    """migrate:v2 whose 0109 fails after its ALTERs (division by zero)."""
+    folder = copy_migrations(tmp_path_factory.mktemp("broken") / "migrations")
+    migration = folder / "versions" / "0109_call_log_timing.sql"
+    migration.write_text(migration.read_text() + "SELECT 1/0;\n")
+    return build_image(folder, "prosaas-demo/migrate:v2-broken", {"BASE_IMAGE": base_image})
+
+
+GHOST_MIGRATION = """\
+-- description: declares a column it never creates (test-only)
+-- adds-column: call_log.ghost integer
+-- touches: call_log
+COMMENT ON TABLE call_log IS 'ghost';
+"""
+
+
+@dataclass
+class GhostMigrations:
+    versions_dir: Path
+    image: str
+
+
+@pytest.fixture(scope="session")
+def ghost_migrations(build_image, base_image: str, tmp_path_factory) -> GhostMigrations:
+    """migrations up to 0110_ghost, as files on the control node and as a migrate image."""
+    folder = copy_migrations(tmp_path_factory.mktemp("ghost") / "migrations")
+    (folder / "versions" / "0110_ghost.sql").write_text(GHOST_MIGRATION)
+    image = build_image(folder, "prosaas-demo/migrate:v2-ghost", {"BASE_IMAGE": base_image})
+    return GhostMigrations(folder / "versions", image)
+
+
+@pytest.fixture(scope="session")
+def unhealthy_app_image(build_image, tmp_path_factory) -> str:
+    """app:v2 forced unhealthy."""
+    folder = tmp_path_factory.mktemp("unhealthy")
+    (folder / "Dockerfile").write_text("FROM prosaas-demo/app:v2\nENV DEMO_FAIL_HEALTH=1\n")
+    return build_image(folder, "prosaas-demo/app:v2-unhealthy")
