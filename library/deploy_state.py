@@ -33,9 +33,11 @@ options:
       - V(finish) marks O(release_id) V(succeeded) or V(failed) with O(reason) and O(details).
       - V(read) changes nothing and returns the history, the current and previous releases
         and the lock.
+      - V(note) appends O(job) (a backfill run, for example) to the C(jobs) of release
+        O(release_id).
     type: str
     required: true
-    choices: [lock, unlock, begin, finish, read]
+    choices: [lock, unlock, begin, finish, read, note]
   state_dir:
     description: Directory holding the lock and the history; created with mode 0700.
     type: path
@@ -102,8 +104,11 @@ options:
         description: Id of the release it replaces; the current release when omitted.
         type: str
   release_id:
-    description: Release to mark, for O(action=finish).
+    description: Release to mark, for O(action=finish), or to note a job on, for O(action=note).
     type: str
+  job:
+    description: What to note on the release, for O(action=note) - name, outcome, rows, and so on.
+    type: dict
   outcome:
     description: How the deploy ended, for O(action=finish).
     type: str
@@ -171,6 +176,16 @@ EXAMPLES = r"""
   deploy_state:
     action: read
   register: state
+
+- name: Note a finished backfill on the current release
+  deploy_state:
+    action: note
+    release_id: "{{ state.current.id }}"
+    job:
+      kind: backfill
+      name: call_log_timing
+      outcome: succeeded
+      rows: 1000000
 """
 
 RETURN = r"""
@@ -265,6 +280,7 @@ from ansible.module_utils.prosaas_state import (
     HISTORY_FILE,
     LOCK_FILE,
     StateError,
+    add_job,
     begin,
     create_exclusive,
     current_and_previous,
@@ -283,7 +299,7 @@ from ansible.module_utils.prosaas_state import (
 )
 from ansible.module_utils.prosaas_state import atomic_write as write_file
 
-WRITERS = ("lock", "unlock", "begin", "finish")
+WRITERS = ("lock", "unlock", "begin", "finish", "note")
 
 
 def argument_spec() -> dict[str, Any]:
@@ -291,7 +307,7 @@ def argument_spec() -> dict[str, Any]:
         "action": {
             "type": "str",
             "required": True,
-            "choices": ["lock", "unlock", "begin", "finish", "read"],
+            "choices": ["lock", "unlock", "begin", "finish", "read", "note"],
         },
         "state_dir": {"type": "path", "default": "/var/lib/prosaas-deploy"},
         "owner": {
@@ -319,6 +335,7 @@ def argument_spec() -> dict[str, Any]:
             },
         },
         "release_id": {"type": "str"},
+        "job": {"type": "dict"},
         "outcome": {"type": "str", "choices": ["succeeded", "failed"]},
         "reason": {"type": "str", "default": ""},
         "details": {"type": "dict", "default": {}},
@@ -463,6 +480,15 @@ class DeployState:
         if self.act(f"marked release {release_id} {after['status']}"):
             write_file(self.history_path, dump_history(updated))
 
+    def note(self) -> None:
+        releases = load_history(self.history_path)
+        release_id = self.params["release_id"]
+        updated, record = add_job(releases, release_id, self.params["job"])
+        self.result["record"] = record
+        self.diff = {"before": {}, "after": self.params["job"]}
+        if self.act(f"noted job {self.params['job'].get('name', '?')} on release {release_id}"):
+            write_file(self.history_path, dump_history(updated))
+
     def read(self) -> None:
         releases = load_history(self.history_path)
         current, previous = current_and_previous(releases)
@@ -505,6 +531,7 @@ def main() -> None:
             ("action", "unlock", ("owner",)),
             ("action", "begin", ("release",)),
             ("action", "finish", ("release_id", "outcome")),
+            ("action", "note", ("release_id", "job")),
         ],
         supports_check_mode=True,
     )

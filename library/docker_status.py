@@ -20,6 +20,12 @@ options:
     type: list
     elements: str
     required: true
+  log_lines:
+    description:
+      - Last lines of each container's log to return in RV(containers[].log); 0 returns none.
+      - Used to follow a long one-shot job (a backfill) while it runs.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - prosaas_docker
 attributes:
@@ -42,6 +48,12 @@ EXAMPLES = r"""
 - name: Name the ones that run
   ansible.builtin.debug:
     msg: "running: {{ app_status.running | join(', ') or 'none' }}"
+
+- name: Read the last line a running backfill logged
+  docker_status:
+    names: [prosaas-backfill]
+    log_lines: 1
+  register: backfill_status
 """
 
 RETURN = r"""
@@ -61,6 +73,7 @@ containers:
       health: healthy
       exit_code: 0
       started_at: "2026-11-24T12:03:11.52Z"
+      log: []
     - name: worker
       id: ""
       image: ""
@@ -71,6 +84,7 @@ containers:
       health: none
       exit_code: null
       started_at: ""
+      log: []
 running:
   description: Names of the containers whose status is C(running) (or C(restarting)).
   returned: always
@@ -113,10 +127,21 @@ def absent(name: str) -> dict[str, Any]:
         "health": "none",
         "exit_code": None,
         "started_at": "",
+        "log": [],
     }
 
 
-def describe(name: str, container: Any) -> dict[str, Any]:
+def last_log_lines(container: Any, count: int) -> list[str]:
+    if count <= 0:
+        return []
+    try:
+        logs = container.logs(tail=count)
+    except APIError:  # a one-shot container removed (or being removed) as it ended
+        return []
+    return logs.decode("utf-8", "replace").splitlines()[-count:]
+
+
+def describe(name: str, container: Any, log_lines: int) -> dict[str, Any]:
     if container is None:
         return absent(name)
     attrs = container.attrs
@@ -133,20 +158,23 @@ def describe(name: str, container: Any) -> dict[str, Any]:
         "health": (state.get("Health") or {}).get("Status", "none"),
         "exit_code": state.get("ExitCode"),
         "started_at": state.get("StartedAt", ""),
+        "log": last_log_lines(container, log_lines),
     }
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=docker_argument_spec(
-            names={"type": "list", "elements": "str", "required": True}
+            names={"type": "list", "elements": "str", "required": True},
+            log_lines={"type": "int", "default": 0},
         ),
         supports_check_mode=True,
     )
     client = docker_client(module)
     try:
         containers = [
-            describe(name, find_container(client, name)) for name in module.params["names"]
+            describe(name, find_container(client, name), module.params["log_lines"])
+            for name in module.params["names"]
         ]
         version = client.version().get("Version", "unknown")
     except APIError as exc:

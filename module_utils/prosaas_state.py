@@ -358,6 +358,21 @@ def finish(
     return updated, before, after
 
 
+def add_job(
+    releases: list[dict[str, Any]], release_id: str, job: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(new history, record after) with JOB (a backfill run, say) appended to RELEASE_ID's jobs."""
+    index = find_release(releases, release_id)
+    if index is None:
+        known = ", ".join(record["id"] for record in releases[-3:]) or "none"
+        raise StateError(
+            f"release {release_id} is not in the release history (newest: {known}): "
+            "a job is noted on a recorded release"
+        )
+    after = {**releases[index], "jobs": [*releases[index].get("jobs", []), job]}
+    return [*releases[:index], after, *releases[index + 1 :]], after
+
+
 # --- Files ------------------------------------------------------------------------------
 
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import ansible_runner
 import docker
@@ -23,8 +16,10 @@ import psycopg
 import pytest
 from docker.errors import DockerException
 
+from tests import pg_cluster
+from tests.pg_cluster import free_loopback_port
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_USER = "postgres"
 LAYERS = ("unit", "integration", "e2e")
 # The Ansible commands (and squawk) installed beside this interpreter, even when the
 # virtualenv is not activated.
@@ -62,77 +57,13 @@ class PgServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def postgres_bin_dir() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
-    if not candidates:
-        pytest.fail(
-            "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin: set TEST_DATABASE_URL "
-            "or install Debian's postgresql package (scripts/test.sh does it as root)"
-        )
-    return Path(candidates[-1]).parent
-
-
-def _version_key(path: str) -> int:
-    return int(Path(path).parent.parent.name.split(".")[0])
-
-
-def _as_postgres_user(command: list[str]) -> list[str]:
-    """initdb refuses to run as root: run the server tools as the postgres account then."""
-    if os.geteuid() != 0:
-        return command
-    return ["runuser", "-u", PG_USER, "--", *command]
-
-
-class ThrowawayCluster:
-    """A cluster made with initdb in a temporary folder, on a free loopback port."""
-
-    def __init__(self) -> None:
-        self.bin = postgres_bin_dir()
-        self.base = Path(tempfile.mkdtemp(prefix="prosaas-pg-"))
-        self.data = self.base / "data"
-        self.log = self.base / "server.log"
-        self.port = free_loopback_port()
-        self.password = secrets.token_urlsafe(16)
-
-    def start(self) -> str:
-        pwfile = self.base / "pw"
-        pwfile.write_text(self.password + "\n")
-        if os.geteuid() == 0:
-            shutil.chown(self.base, PG_USER)
-            shutil.chown(pwfile, PG_USER)
-        self._run(
-            "initdb", "-D", str(self.data), "-U", PG_USER, f"--pwfile={pwfile}",
-            "--auth-host=scram-sha-256", "--auth-local=trust", "--no-sync", "-E", "UTF8",
-        )  # fmt: skip
-        pwfile.unlink()
-        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
-        return f"postgresql://{PG_USER}:{quote(self.password)}@127.0.0.1:{self.port}/postgres"
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run(
-            _as_postgres_user([str(self.bin / tool), *args]),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            start_new_session=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            log = self.log.read_text() if self.log.exists() else ""
-            pytest.fail(
-                f"{tool} failed ({result.returncode}): {result.stderr.strip()} {log[-500:]}"
-            )
+def start_throwaway_cluster() -> pg_cluster.ThrowawayCluster:
+    try:
+        cluster = pg_cluster.ThrowawayCluster()
+        cluster.start()
+    except pg_cluster.ClusterError as exc:
+        pytest.fail(str(exc))
+    return cluster
 
 
 @pytest.fixture(scope="session")
@@ -142,10 +73,9 @@ def postgres() -> Iterator[PgServer]:
     if url:
         yield PgServer(url)
         return
-    cluster = ThrowawayCluster()
-    dsn = cluster.start()
+    cluster = start_throwaway_cluster()
     try:
-        yield PgServer(dsn)
+        yield PgServer(cluster.dsn)
     finally:
         cluster.stop()
 
@@ -260,6 +190,19 @@ class IsolatedStack:
     extravars: dict
 
 
+def isolated_extravars(prefix: str, base: Path) -> dict:
+    """Extra vars of one stack named by PREFIX: own network and ports, state under BASE."""
+    return {
+        "prosaas_container_prefix": prefix,
+        "prosaas_network": f"{prefix}net",
+        "prosaas_api_port": free_loopback_port(),
+        "prosaas_calls_port": free_loopback_port(),
+        "prosaas_database_port_from_deployer": free_loopback_port(),
+        "prosaas_state_dir": str(base / "state"),
+        "prosaas_reports_dir": str(base / "reports"),
+    }
+
+
 @pytest.fixture
 def isolated_stack(
     docker_engine: docker.DockerClient, demo_images: list[str], tmp_path: Path
@@ -270,15 +213,7 @@ def isolated_stack(
     the machine is never touched.
     """
     prefix = f"t{uuid.uuid4().hex[:8]}-"
-    extravars = {
-        "prosaas_container_prefix": prefix,
-        "prosaas_network": f"{prefix}net",
-        "prosaas_api_port": free_loopback_port(),
-        "prosaas_calls_port": free_loopback_port(),
-        "prosaas_database_port_from_deployer": free_loopback_port(),
-        "prosaas_state_dir": str(tmp_path / "state"),
-        "prosaas_reports_dir": str(tmp_path / "reports"),
-    }
+    extravars = isolated_extravars(prefix, tmp_path)
     try:
         yield IsolatedStack(prefix, extravars)
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import db, files, retry
+from . import backfill, db, files, retry
 from .exitcodes import ExitCode
 from .output import Output
 from .redact import redact_dsn, scrub
@@ -48,14 +48,17 @@ EPILOG = (
 )
 
 
-def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+def number(kind: Callable[[str], float], *, zero_ok: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number of KIND that is positive (or zero, when ZERO_OK)."""
+
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        if value < 0 or (value == 0 and not zero_ok):
+            wanted = "must not be negative" if zero_ok else "must be positive"
+            raise argparse.ArgumentTypeError(f"{wanted}: {text!r}")
         return value
 
     return parse
@@ -67,26 +70,26 @@ def common_options() -> argparse.ArgumentParser:
     parent.add_argument("--dir", type=Path, help="migrations folder (env MIGRATIONS_DIR)")
     parent.add_argument(
         "--lock-timeout-ms",
-        type=positive(int),
+        type=number(int),
         help=f"lock_timeout of the first attempt, ms (default {retry.DEFAULT_FIRST_MS})",
     )
     parent.add_argument(
         "--max-lock-timeout-ms",
-        type=positive(int),
+        type=number(int),
         help=f"largest lock_timeout of one attempt, ms (default {retry.DEFAULT_MAX_MS})",
     )
     parent.add_argument(
         "--lock-budget-s",
-        type=positive(float),
+        type=number(float),
         help="time allowed to get one migration's locks, waits included (default 120)",
     )
     parent.add_argument(
         "--runner-lock-wait-s",
-        type=positive(float),
+        type=number(float),
         help="how long to wait for another runner to finish (default 600)",
     )
     parent.add_argument(
-        "--connect-timeout-s", type=positive(float), help="connect timeout (default 10)"
+        "--connect-timeout-s", type=number(float), help="connect timeout (default 10)"
     )
     parent.add_argument(
         "--json",
@@ -137,6 +140,34 @@ def build_parser() -> argparse.ArgumentParser:
     plan = add("plan", "what up would run; changes nothing")
     plan.add_argument("--to", type=int, metavar="VERSION", help="as for up")
     add("verify", "check every declared column of the applied migrations and its type")
+    backfill = add(
+        "backfill", "fill columns of existing rows in short batches (a job of backfills/)"
+    )
+    backfill.add_argument("name", metavar="NAME", help="the job: backfills/NAME.toml")
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="count the rows to fill; change nothing"
+    )
+    backfill.add_argument(
+        "--batch-size", type=number(int), default=1000, help="first batch size (default 1000)"
+    )
+    backfill.add_argument(
+        "--target-batch-ms",
+        type=number(float, zero_ok=True),
+        default=50.0,
+        help="adapt the batch size toward this batch time; 0 keeps it fixed (default 50)",
+    )
+    backfill.add_argument(
+        "--sleep-ms", type=number(float, zero_ok=True), default=0.0, help="pause between batches"
+    )
+    backfill.add_argument(
+        "--max-rows", type=number(int), help="stop after filling this many rows (resumable)"
+    )
+    backfill.add_argument(
+        "--progress-every-s",
+        type=number(float),
+        default=5.0,
+        help="seconds between progress lines when stderr is not a terminal (default 5)",
+    )
     lint = add("lint", "check migration files for unsafe statements")
     lint.add_argument("--all", action="store_true", help="every file, not only pending ones")
     lint.add_argument("files", nargs="*", type=Path, metavar="FILES")
@@ -305,7 +336,35 @@ def cmd_lint(args: argparse.Namespace, env: dict[str, str], out: Output, summary
     return int(lint.run_lint(migrations, sys.stdout))
 
 
+def backfills_dir(args: argparse.Namespace, env: dict[str, str]) -> Path:
+    if env.get("BACKFILLS_DIR"):
+        return Path(env["BACKFILLS_DIR"])
+    return migrations_dir(args, env).parent / "backfills"
+
+
+def cmd_backfill(args: argparse.Namespace, env: dict[str, str], out: Output, summary: dict) -> int:
+    definition = backfill.load_definition(backfills_dir(args, env), args.name)
+    dsn = require_dsn(env)
+    options = backfill.Options(
+        batch_size=args.batch_size,
+        target_batch_ms=args.target_batch_ms,
+        sleep_ms=args.sleep_ms,
+        max_rows=args.max_rows,
+        lock_timeout_ms=args.lock_timeout_ms,
+        progress_every_s=args.progress_every_s,
+    )
+    reporter = backfill.Reporter(out, args.progress_every_s, tty=out.stderr.isatty())
+    with db.connect(dsn, args.connect_timeout_s, f"backfill {args.name}") as conn:
+        job = backfill.Job(definition, conn, out=out, options=options, reporter=reporter)
+        if args.dry_run:
+            job.dry_run(summary)
+        else:
+            job.run(summary)
+    return ExitCode.OK
+
+
 COMMANDS = {
+    "backfill": cmd_backfill,
     "up": cmd_up,
     "status": cmd_status,
     "plan": cmd_plan,

@@ -29,8 +29,8 @@ import pytest
 from tests.conftest import (
     ROOT,
     IsolatedStack,
-    free_loopback_port,
     host_stats,
+    isolated_extravars,
     remove_stack,
     run_playbook,
 )
@@ -217,18 +217,7 @@ class Stack:
 def make_stack(client: docker.DockerClient, base: Path) -> IsolatedStack:
     """The same extra vars as tests.conftest.isolated_stack, for fixtures of wider scope."""
     prefix = f"t{uuid.uuid4().hex[:8]}-"
-    return IsolatedStack(
-        prefix,
-        {
-            "prosaas_container_prefix": prefix,
-            "prosaas_network": f"{prefix}net",
-            "prosaas_api_port": free_loopback_port(),
-            "prosaas_calls_port": free_loopback_port(),
-            "prosaas_database_port_from_deployer": free_loopback_port(),
-            "prosaas_state_dir": str(base / "state"),
-            "prosaas_reports_dir": str(base / "reports"),
-        },
-    )
+    return IsolatedStack(prefix, isolated_extravars(prefix, base))
 
 
 @pytest.fixture

@@ -318,3 +318,24 @@ def test_diff_shows_the_new_record_on_begin(tmp_path: Path, state_dir: Path) -> 
     assert run.result["diff"]["before"] == {}
     assert run.result["diff"]["after"]["id"] == "r1"
     assert "in_progress" in run.stdout
+
+
+def test_note_adds_a_job_to_the_release_and_check_mode_writes_nothing(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    state(tmp_path, state_dir, "begin", release=release("r1", "v1"))
+    state(tmp_path, state_dir, "finish", release_id="r1", outcome="succeeded")
+    job = {"kind": "backfill", "name": "call_log_timing", "outcome": "succeeded", "rows": 5}
+
+    planned = state(tmp_path, state_dir, "note", check=True, release_id="r1", job=job)
+    assert planned.result["changed"] is True
+    assert "jobs" not in state(tmp_path, state_dir, "read").result["current"]
+
+    noted = state(tmp_path, state_dir, "note", release_id="r1", job=job)
+    assert not noted.failed, noted.result
+    assert noted.result["actions"] == ["noted job call_log_timing on release r1"]
+    assert state(tmp_path, state_dir, "read").result["current"]["jobs"] == [job]
+
+    unknown = state(tmp_path, state_dir, "note", release_id="r9", job=job)
+    assert unknown.failed
+    assert unknown.result["msg"].startswith("release r9 is not in the release history")

@@ -1,5 +1,6 @@
 """docker_status through Ansible against the real engine: what runs, what is absent."""
 
+import time
 import uuid
 
 import docker
@@ -45,3 +46,23 @@ def test_unreachable_engine_is_one_line(tmp_path) -> None:
         "cannot reach the Docker engine at unix:///nonexistent.sock"
     )
     assert "\n" not in run.result["msg"]
+
+
+def test_log_lines_returns_the_last_lines_of_each_log(
+    docker_engine: docker.DockerClient, demo_images: list[str], tmp_path
+) -> None:
+    name = f"t-status-{uuid.uuid4().hex[:8]}-log"
+    script = "import time; print('one'); print('two'); print('three', flush=True); time.sleep(60)"
+    container = docker_engine.containers.run(
+        "prosaas-demo/app:v1", name=name, detach=True, entrypoint=["python3", "-c", script]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while b"three" not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run = run_module(tmp_path, "docker_status", {"names": [name, "t-no-such"], "log_lines": 2})
+    finally:
+        container.remove(force=True)
+
+    assert run.rc == 0, run.result
+    assert [entry["log"] for entry in run.result["containers"]] == [["two", "three"], []]

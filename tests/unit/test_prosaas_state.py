@@ -17,6 +17,7 @@ from prosaas_state import (
     IN_PROGRESS,
     SUCCEEDED,
     StateError,
+    add_job,
     atomic_write,
     begin,
     create_exclusive,
@@ -121,6 +122,18 @@ def test_finish_unknown_release_names_it() -> None:
 
 
 # --- trimming ----------------------------------------------------------------------------
+
+
+def test_add_job_appends_to_the_release_and_leaves_the_others() -> None:
+    releases = [rec("r1", SUCCEEDED), rec("r2", SUCCEEDED)]
+    updated, record = add_job(releases, "r2", {"name": "b1"})
+    updated, record = add_job(updated, "r2", {"name": "b2"})
+    assert [job["name"] for job in record["jobs"]] == ["b1", "b2"]
+    assert updated[0] == releases[0]
+    assert updated[1] == {**releases[1], "jobs": [{"name": "b1"}, {"name": "b2"}]}
+    assert "jobs" not in releases[1]  # the history given is not changed in place
+    with pytest.raises(StateError, match="release r9 is not in the release history"):
+        add_job(releases, "r9", {"name": "b"})
 
 
 def test_trim_keeps_the_newest_two_succeeded_behind_many_failures() -> None:
