@@ -27,14 +27,8 @@ options:
     type: int
     default: 0
 extends_documentation_fragment:
+  - prosaas_read_only
   - prosaas_docker
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
 seealso:
   - module: docker_service
 """

@@ -31,14 +31,8 @@ options:
     type: int
     default: 120
 extends_documentation_fragment:
+  - prosaas_read_only
   - prosaas_docker
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; waits the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
 """
 
 EXAMPLES = r"""

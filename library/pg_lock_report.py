@@ -25,14 +25,8 @@ options:
     type: int
     default: 120
 extends_documentation_fragment:
+  - prosaas_read_only
   - prosaas_pg
-attributes:
-  check_mode:
-    support: full
-    description: Reads only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
 """
 
 EXAMPLES = r"""

@@ -326,6 +326,17 @@ def begin(
 CORE_KEYS = ("id", "status", "reason", "started_at", "finished_at")
 
 
+def recorded_release(releases: list[dict[str, Any]], release_id: str, hint: str) -> int:
+    """The index of RELEASE_ID in the history; a one-line error ending with HINT otherwise."""
+    index = find_release(releases, release_id)
+    if index is None:
+        known = ", ".join(record["id"] for record in releases[-3:]) or "none"
+        raise StateError(
+            f"release {release_id} is not in the release history (newest: {known}): {hint}"
+        )
+    return index
+
+
 def finish(
     releases: list[dict[str, Any]],
     release_id: str,
@@ -340,13 +351,7 @@ def finish(
     DETAILS are merged into the record; they never override its id, status, reason or times.
     When the record already says the same, the record after is the record before.
     """
-    index = find_release(releases, release_id)
-    if index is None:
-        known = ", ".join(record["id"] for record in releases[-3:]) or "none"
-        raise StateError(
-            f"release {release_id} is not in the release history (newest: {known}): "
-            "finish only a release that was begun"
-        )
+    index = recorded_release(releases, release_id, "finish only a release that was begun")
     before = releases[index]
     extra = {key: value for key, value in (details or {}).items() if key not in CORE_KEYS}
     after = {**before, **extra, "status": outcome, "reason": reason or ""}
@@ -362,13 +367,7 @@ def add_job(
     releases: list[dict[str, Any]], release_id: str, job: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(new history, record after) with JOB (a backfill run, say) appended to RELEASE_ID's jobs."""
-    index = find_release(releases, release_id)
-    if index is None:
-        known = ", ".join(record["id"] for record in releases[-3:]) or "none"
-        raise StateError(
-            f"release {release_id} is not in the release history (newest: {known}): "
-            "a job is noted on a recorded release"
-        )
+    index = recorded_release(releases, release_id, "a job is noted on a recorded release")
     after = {**releases[index], "jobs": [*releases[index].get("jobs", []), job]}
     return [*releases[:index], after, *releases[index + 1 :]], after
 

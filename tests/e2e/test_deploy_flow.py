@@ -68,18 +68,32 @@ def assert_rolled_back(stack: Stack, run: DeployRun, phase: str, v1: dict) -> di
 
 
 @dataclass
-class CallWriter:
+class Background:
+    """A loop on its own thread: start() runs run(), finish() stops it and waits for it."""
+
+    stop: threading.Event = field(default_factory=threading.Event, init=False)
+    thread: threading.Thread | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        self.stop.set()
+        assert self.thread is not None
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class CallWriter(Background):
     """POSTs /calls every 50 ms with a new call_sid; keeps the ones answered 201."""
 
     port: int
     acked: list[tuple[float, str]] = field(default_factory=list)
     failed: int = 0
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
 
     def run(self) -> None:
         url = f"http://127.0.0.1:{self.port}/calls"
@@ -101,26 +115,15 @@ class CallWriter:
                 self.failed += 1
             time.sleep(0.05)
 
-    def finish(self) -> None:
-        self.stop.set()
-        assert self.thread is not None
-        self.thread.join(timeout=10)
-
 
 @dataclass
-class QueryTimer:
+class QueryTimer(Background):
     """Runs SELECT count(*) FROM call_log every 20 ms on its own session; keeps the longest."""
 
     dsn: str
     longest: float = 0.0
     queries: int = 0
     errors: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
 
     def run(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
@@ -134,11 +137,6 @@ class QueryTimer:
                 self.longest = max(self.longest, time.monotonic() - started)
                 self.queries += 1
                 time.sleep(0.02)
-
-    def finish(self) -> None:
-        self.stop.set()
-        assert self.thread is not None
-        self.thread.join(timeout=10)
 
 
 def hold_call_log(stack: Stack) -> psycopg.Connection:
