@@ -14,33 +14,40 @@ code is non-zero only when the benchmark itself could not run.
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import platform
 import random
-import shlex
-import subprocess
 import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
+from common import (
+    MIGRATIONS,
+    BenchError,
+    IdRange,
+    LatencyStats,
+    Target,
+    add_server_options,
+    command_line,
+    default_out,
+    drop_database,
+    load_legacy_rows,
+    machine_info,
+    note,
+    postgres_server,
+    recreate_database,
+    run_migrator,
+    server_settings,
+    target_lines,
+    write_results,
+)
+from common import UPDATE_STATUS_BY_ID as WRITER_UPDATE
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.pg_cluster import ClusterError, ThrowawayCluster  # noqa: E402
-
-MIGRATIONS = ROOT / "migrations"
 JOB = "call_log_timing"
 DEFINITION = MIGRATIONS / "backfills" / f"{JOB}.toml"
 DEFAULT_ROWS = 1_000_000
@@ -54,22 +61,6 @@ WRITER_MAX_OPS = 5_000_000
 THROUGHPUT_TARGET = 0.5  # the job's rows/s at least this fraction of the single UPDATE's
 SLOW_WRITE_MS = 200.0  # no concurrent write during the job may take longer than this
 
-LOAD_LEGACY_ROWS = """
-    INSERT INTO call_log (call_sid, direction, from_number, to_number, status,
-                          created_at, answered_at, updated_at, duration)
-    SELECT 'legacy-' || g,
-           CASE WHEN mod(g, 4) = 0 THEN 'outbound' ELSE 'inbound' END,
-           '+1555' || lpad(mod(g, 10000000)::text, 7, '0'),
-           '+1666' || lpad(mod(g * 7, 10000000)::text, 7, '0'),
-           CASE WHEN mod(g, 3) = 0 THEN 'no-answer' ELSE 'completed' END,
-           now() - g * interval '1 minute',
-           CASE WHEN mod(g, 3) = 0 THEN NULL
-                ELSE now() - g * interval '1 minute' + interval '5 s' END,
-           now() - g * interval '1 minute' + interval '10 minutes',
-           CASE WHEN mod(g, 7) = 0 THEN NULL WHEN mod(g, 11) = 0 THEN 0 ELSE mod(g, 600) END
-    FROM generate_series(1, %s) AS g
-"""
-WRITER_UPDATE = "UPDATE call_log SET status = %s, updated_at = now() WHERE id = %s"
 WRITER_INSERT = """
     INSERT INTO call_log (call_sid, status, from_number, to_number, answered_at, duration,
                           started_at, ended_at, duration_sec)
@@ -78,124 +69,13 @@ WRITER_INSERT = """
 """
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run; the message says why, in one line."""
-
-
-def note(message: str) -> None:
-    """A progress line on stderr (stdout carries the results)."""
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-# --- the server and its databases -------------------------------------------------
-
-
-@contextmanager
-def postgres_server(dsn: str | None) -> Iterator[str]:
-    """DSN when given; else a throwaway cluster with fsync on, removed at the end."""
-    if dsn:
-        yield dsn
-        return
-    cluster = ThrowawayCluster(fsync=True)
-    note("starting a throwaway PostgreSQL cluster (fsync=on)")
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-
-
-def dsn_for(server_dsn: str, dbname: str) -> str:
-    return psycopg.conninfo.make_conninfo(server_dsn, dbname=dbname)
-
-
-def recreate_database(server_dsn: str, dbname: str) -> str:
-    """An empty database DBNAME (dropped first if a previous run left it); its DSN."""
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    return dsn_for(server_dsn, dbname)
-
-
-def drop_database(server_dsn: str, dbname: str) -> None:
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-        )
-
-
-def server_settings(server_dsn: str) -> dict[str, str]:
-    """The server settings that decide how fast a fill can commit."""
-    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_wal_size")
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
-            (list(names),),
-        ).fetchall()
-    return dict(rows)
-
-
-# --- the migrator -----------------------------------------------------------------
-
-
-def migrator_env(dsn: str) -> dict[str, str]:
-    """The environment ops run the migrator with: the repository's migrations, DSN."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MIGRATIONS_DIR", "BACKFILLS_DIR")}
-    env.update(PYTHONPATH=str(MIGRATIONS), PYTHONUNBUFFERED="1", DATABASE_URL=dsn)
-    return env
-
-
-def run_migrator(dsn: str, *args: str) -> dict[str, Any]:
-    """`python -m migrator ARGS` on DSN; its closing JSON summary. A failure raises."""
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "migrator", *args],
-            cwd=ROOT,
-            env=migrator_env(dsn),
-            capture_output=True,
-            text=True,
-            timeout=LONGEST_FILL_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"migrator {args[0]} still running after {LONGEST_FILL_S} s") from None
-    summary = json_summary(result.stdout)
-    if result.returncode != 0:
-        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        reason = summary.get("error") or last_line
-        raise BenchError(f"migrator {args[0]} failed (exit {result.returncode}): {reason}")
-    return summary
-
-
-def json_summary(stdout: str) -> dict[str, Any]:
-    lines = stdout.strip().splitlines()
-    try:
-        return json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
-        return {}
-
-
 # --- the data ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IdRange:
-    low: int
-    high: int
 
 
 def prepare_legacy_table(dsn: str, rows: int) -> IdRange:
     """Schema by `migrator up`, ROWS rows as v1 wrote them, vacuumed, analyzed, checkpointed."""
-    run_migrator(dsn, "up")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(LOAD_LEGACY_ROWS, (rows,))
-        conn.execute("VACUUM ANALYZE call_log")
-        conn.execute("CHECKPOINT")  # neither way pays for writing out the load
-        row = conn.execute("SELECT min(id), max(id) FROM call_log").fetchone()
-    if row is None or row[0] is None:
-        raise BenchError("call_log is empty after the load")
-    return IdRange(row[0], row[1])
+    run_migrator(dsn, "up", timeout_s=LONGEST_FILL_S)
+    return load_legacy_rows(dsn, rows)
 
 
 def count_unfilled(dsn: str) -> int:
@@ -205,31 +85,6 @@ def count_unfilled(dsn: str) -> int:
 
 
 # --- the concurrent writer --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    ops: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @classmethod
-    def of(cls, latencies_ms: list[float]) -> LatencyStats:
-        ordered = sorted(latencies_ms)
-        return cls(
-            ops=len(ordered),
-            p50_ms=round(percentile(ordered, 0.50), 2),
-            p99_ms=round(percentile(ordered, 0.99), 2),
-            max_ms=round(ordered[-1] if ordered else 0.0, 2),
-        )
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of a sorted list (0.0 for an empty one)."""
-    if not ordered:
-        return 0.0
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 class Writer:
@@ -312,7 +167,7 @@ class Fill:
 def fill_with_job(dsn: str) -> Fill:
     """`migrator backfill call_log_timing` with its defaults; a row is locked for one batch."""
     started = time.perf_counter()
-    summary = run_migrator(dsn, "backfill", JOB)
+    summary = run_migrator(dsn, "backfill", JOB, timeout_s=LONGEST_FILL_S)
     seconds = time.perf_counter() - started
     if not summary.get("finished"):
         raise BenchError(f"migrator backfill {JOB} ended unfinished: {summary}")
@@ -395,13 +250,6 @@ def measure(server_dsn: str, way: str, fill_with: Callable[[str], Fill], rows: i
 # --- the report -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    met: bool
-    figures: str
-
-
 def throughput_ratio(job: WayResult, single: WayResult) -> float:
     """The job's rows/s as a fraction of the single UPDATE's."""
     return job.rows_per_s / single.rows_per_s if single.rows_per_s else 0.0
@@ -443,44 +291,13 @@ def markdown_table(results: list[WayResult]) -> str:
 
 def report_text(results: list[WayResult], goals: list[Target], ratio: float) -> str:
     lines = [markdown_table(results), "", f"Throughput job / single UPDATE: {ratio:.2f}x", ""]
-    lines += [f"- {t.name}: {'met' if t.met else 'NOT met'}: {t.figures}" for t in goals]
+    lines += target_lines(goals)
     lines += [
         f"- warning: the writer of {r.way} hit its bound before the fill ended"
         for r in results
         if r.writer_stopped_by_bound
     ]
     return "\n".join(lines)
-
-
-def machine_info(settings: dict[str, str], own_cluster: bool) -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "load_average_at_start": os.getloadavg(),
-        "postgres": settings,
-        "fsync_on": settings["fsync"] == "on",
-        "server": "throwaway cluster (tests/pg_cluster.py)" if own_cluster else "given DSN",
-    }
-
-
-def command_line(argv: list[str]) -> str:
-    """The command as run, with any DSN value hidden (it may carry a password)."""
-    shown = []
-    for before, arg in zip(["", *argv], argv, strict=False):
-        if before == "--dsn":
-            shown.append("DSN")
-        elif arg.startswith("--dsn="):
-            shown.append("--dsn=DSN")
-        else:
-            shown.append(arg)
-    return shlex.join(["python", *shown])
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 # --- main -------------------------------------------------------------------------
@@ -493,15 +310,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--rows", type=int, default=DEFAULT_ROWS, help=f"legacy rows (default {DEFAULT_ROWS:,})"
     )
     size.add_argument("--big", action="store_true", help=f"{BIG_ROWS:,} rows")
-    parser.add_argument(
-        "--dsn",
-        default=os.environ.get("BENCH_DATABASE_URL"),
-        help="a server to use instead of a throwaway cluster (env BENCH_DATABASE_URL); its role"
-        " must be allowed CREATE DATABASE and CHECKPOINT; it gets databases bench_backfill_*",
-    )
-    parser.add_argument(
-        "--out", type=Path, help="JSON file (default bench/results/backfill-<UTC stamp>.json)"
-    )
+    add_server_options(parser, "backfill")
     args = parser.parse_args(argv)
     if args.big:
         args.rows = BIG_ROWS
@@ -539,14 +348,8 @@ def run_benchmark(args: argparse.Namespace, started: datetime) -> dict[str, Any]
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
-    out = args.out or ROOT / "bench" / "results" / f"backfill-{started:%Y%m%dT%H%M%SZ}.json"
-    try:
-        write_json(out, run_benchmark(args, started))
-    except (BenchError, ClusterError, psycopg.Error, OSError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    print(f"\nJSON: {out}")
-    return 0
+    out = args.out or default_out("backfill", started)
+    return write_results(lambda: run_benchmark(args, started), out)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ from ansible.module_utils.prosaas_docker import (
     readiness,
 )
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2
 
 
 def wait_all(module: AnsibleModule, containers: dict[str, Any]) -> dict[str, float]:
