@@ -100,6 +100,7 @@ from ansible.module_utils.prosaas_docker import (
     docker_argument_spec,
     docker_client,
     find_container,
+    last_log_lines,
     one_line,
 )
 
@@ -125,14 +126,13 @@ def absent(name: str) -> dict[str, Any]:
     }
 
 
-def last_log_lines(container: Any, count: int) -> list[str]:
+def log_of(container: Any, count: int) -> list[str]:
     if count <= 0:
         return []
     try:
-        logs = container.logs(tail=count)
+        return last_log_lines(container, count)
     except APIError:  # a one-shot container removed (or being removed) as it ended
         return []
-    return logs.decode("utf-8", "replace").splitlines()[-count:]
 
 
 def describe(name: str, container: Any, log_lines: int) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def describe(name: str, container: Any, log_lines: int) -> dict[str, Any]:
         "health": (state.get("Health") or {}).get("Status", "none"),
         "exit_code": state.get("ExitCode"),
         "started_at": state.get("StartedAt", ""),
-        "log": last_log_lines(container, log_lines),
+        "log": log_of(container, log_lines),
     }
 
 

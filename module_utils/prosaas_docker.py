@@ -84,10 +84,14 @@ def last_health_output(state: dict[str, Any]) -> str:
     return output or f"exit code {log[-1].get('ExitCode')}"
 
 
+def last_log_lines(container: Any, count: int) -> list[str]:
+    """The container's last COUNT log lines (stdout and stderr)."""
+    return container.logs(tail=count).decode("utf-8", "replace").strip().splitlines()[-count:]
+
+
 def log_tail(container: Any, lines: int = 5) -> str:
     """The container's last log lines, joined on one line."""
-    logs = container.logs(tail=lines).decode("utf-8", "replace").strip()
-    return " | ".join(logs.splitlines()[-lines:]) or "(none)"
+    return " | ".join(last_log_lines(container, lines)) or "(none)"
 
 
 def readiness(state: dict[str, Any], wanted: str) -> str:

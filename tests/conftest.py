@@ -118,21 +118,28 @@ def demo_images(docker_engine: docker.DockerClient) -> list[str]:
 # --- Playbooks ----------------------------------------------------------------------
 
 
+def playbook_args(
+    playbook: str, tmp_path: Path, extravars: dict | None = None, inventory: str = "local"
+) -> dict:
+    """ansible-runner arguments that run one of the project's playbooks as ops would."""
+    private_data_dir = tmp_path / f"runner-{uuid.uuid4().hex[:8]}"
+    private_data_dir.mkdir()
+    return {
+        "private_data_dir": str(private_data_dir),
+        "project_dir": str(ROOT),
+        "playbook": str(ROOT / playbook),
+        "inventory": str(ROOT / "inventories" / inventory),
+        "extravars": extravars or {},
+        "envvars": {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        "quiet": True,
+    }
+
+
 def run_playbook(
     playbook: str, tmp_path: Path, extravars: dict | None = None, inventory: str = "local"
 ) -> ansible_runner.Runner:
-    """Run one of the project's playbooks as ops would, through ansible-runner."""
-    private_data_dir = tmp_path / f"runner-{uuid.uuid4().hex[:8]}"
-    private_data_dir.mkdir()
-    return ansible_runner.run(
-        private_data_dir=str(private_data_dir),
-        project_dir=str(ROOT),
-        playbook=str(ROOT / playbook),
-        inventory=str(ROOT / "inventories" / inventory),
-        extravars=extravars or {},
-        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
-        quiet=True,
-    )
+    """Run one of the project's playbooks through ansible-runner and wait for it."""
+    return ansible_runner.run(**playbook_args(playbook, tmp_path, extravars, inventory))
 
 
 @dataclass

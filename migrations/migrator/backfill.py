@@ -36,6 +36,11 @@ KIND_NAMES = {str: "a string", int: "an integer"}
 ADVISORY_CLASS = 0x70726F73
 
 
+def key_floor(after: int | None) -> int:
+    """The key the next batch starts after: AFTER, or below every bigint when nothing is done."""
+    return after if after is not None else -(2**63)
+
+
 class BackfillError(db.MigratorError):
     """A backfill definition or run that cannot go on."""
 
@@ -213,7 +218,6 @@ class Options:
     max_rows: int | None = None
     lock_timeout_ms: int = 100
     max_retries: int = 50
-    progress_every_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -269,9 +273,9 @@ class Job:
             )
 
     def take_lock(self) -> None:
-        key = int.from_bytes(self.d.name.encode()[:4].ljust(4, b"\0"), "big") & 0x7FFFFFFF
         row = self.conn.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", (ADVISORY_CLASS & 0x7FFFFFFF, key)
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+            (ADVISORY_CLASS, self.d.name),
         ).fetchone()
         if not row or not row[0]:
             raise BackfillError(
@@ -305,14 +309,14 @@ class Job:
         query = sql.SQL("SELECT count(*) FROM {t} WHERE ({p}) AND {k} > %s").format(
             t=self.table, p=self.pending, k=self.key
         )
-        row = self.conn.execute(query, (after if after is not None else -(2**63),)).fetchone()
+        row = self.conn.execute(query, (key_floor(after),)).fetchone()
         return int(row[0]) if row else 0
 
     # --- one batch -----------------------------------------------------------------
 
     def batch(self, after: int | None, size: int) -> Batch:
         """Fill the pending rows among the next SIZE keys after AFTER."""
-        floor = after if after is not None else -(2**63)
+        floor = key_floor(after)
         with self.conn.transaction():
             # Not waiting for the WAL flush keeps row locks as short as the work itself; a
             # crash can lose only the newest batches together with their progress, which
@@ -401,6 +405,7 @@ class Job:
         sizer = BatchSizer(self.options.batch_size, self.options.target_batch_ms)
         after = state.last_key
         self.reporter.update(progress, force=True)
+        finished = False
         while True:
             size = sizer.size
             if self.options.max_rows is not None:
@@ -412,6 +417,7 @@ class Job:
             elapsed_ms = (time.monotonic() - started) * 1000
             if done.last_key is None:
                 self.finish()
+                finished = True
                 break
             progress.add(done.filled, elapsed_ms)
             sizer.next_size(elapsed_ms, done.scanned)
@@ -420,7 +426,6 @@ class Job:
             if self.options.sleep_ms > 0:
                 self.sleep(self.options.sleep_ms / 1000)
         self.reporter.update(progress, force=True)
-        finished = self.read_state()
         elapsed = time.monotonic() - progress.started
         summary.update(
             rows=progress.done,
@@ -430,10 +435,10 @@ class Job:
             longest_batch_ms=round(progress.longest_batch_ms, 1),
             lock_retries=progress.retries,
             last_key=after,
-            finished=bool(finished and finished.finished),
+            finished=finished,
             batch_size_end=sizer.size,
         )
-        if finished and finished.finished:
+        if finished:
             self.out.say(f"✅ backfill {self.d.name} complete: {progress.done:,} rows filled")
         else:
             self.out.say(

@@ -351,7 +351,6 @@ def cmd_backfill(args: argparse.Namespace, env: dict[str, str], out: Output, sum
         sleep_ms=args.sleep_ms,
         max_rows=args.max_rows,
         lock_timeout_ms=args.lock_timeout_ms,
-        progress_every_s=args.progress_every_s,
     )
     reporter = backfill.Reporter(out, args.progress_every_s, tty=out.stderr.isatty())
     with db.connect(dsn, args.connect_timeout_s, f"backfill {args.name}") as conn:

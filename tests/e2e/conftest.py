@@ -31,6 +31,7 @@ from tests.conftest import (
     IsolatedStack,
     host_stats,
     isolated_extravars,
+    playbook_args,
     remove_stack,
     run_playbook,
 )
@@ -76,25 +77,11 @@ class DeployRun:
         return f"rc={self.rc} stats={self.stats} failure={self.failure!r}\n{self.output[-6000:]}"
 
 
-def _private_dir(tmp_path: Path) -> Path:
-    path = tmp_path / f"runner-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    return path
-
-
 def run_playbook_async(
     playbook: str, tmp_path: Path, extravars: dict
 ) -> tuple[threading.Thread, ansible_runner.Runner]:
     """As tests.conftest.run_playbook, but returns at once: (thread, runner)."""
-    return ansible_runner.run_async(
-        private_data_dir=str(_private_dir(tmp_path)),
-        project_dir=str(ROOT),
-        playbook=str(ROOT / playbook),
-        inventory=str(ROOT / "inventories" / "local"),
-        extravars=extravars,
-        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
-        quiet=True,
-    )
+    return ansible_runner.run_async(**playbook_args(playbook, tmp_path, extravars))
 
 
 def wait_until(
