@@ -1,6 +1,7 @@
 """Benchmark: the v1 -> v2 deploy (migration 109) of the demo stack, three ways.
 
-    python bench/deploy.py [--runs 5] [--ways compose,ansible,floor] [--out FILE.json]
+    python bench/deploy.py [--runs 5] [--ways compose,ansible,floor] [--baseline COMMIT]
+                           [--out FILE.json]
 
 - compose: the seed's way, bench/deploy/docker-compose.yml + docker-compose.prod.yml:
   `docker-compose ... down`, then `up -d` with VERSION=v2; done when the three app
@@ -107,12 +108,14 @@ DOWNTIME_SLACK_S = 1.0  # ansible's median downtime at most the floor's plus thi
 # --- commands and containers -------------------------------------------------------
 
 
-def run_command(args: list[str], what: str, env: dict[str, str] | None = None) -> str:
-    """Run ARGS from the repository root; its stdout. A failure raises with one line."""
+def run_command(
+    args: list[str], what: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> str:
+    """Run ARGS from CWD (the repository root); its stdout. A failure raises with one line."""
     try:
         result = subprocess.run(
             args,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             capture_output=True,
             text=True,
@@ -257,12 +260,16 @@ class ComposeWay(Way):
 
 
 class AnsibleWay(Way):
-    """deploy.yml with the tests' isolation extra vars (tests.conftest.isolated_extravars)."""
+    """deploy.yml with the tests' isolation extra vars (tests.conftest.isolated_extravars),
+    from the checkout (ROOT) or from another tree of the project (a baseline commit's)."""
 
     name = "ansible"
 
-    def __init__(self, client: docker.DockerClient, prefix: str, workdir: Path) -> None:
+    def __init__(
+        self, client: docker.DockerClient, prefix: str, workdir: Path, root: Path = ROOT
+    ) -> None:
         super().__init__(client, prefix, workdir)
+        self.root = root
         self.playbook_command = ansible_playbook()
         self.state_dir = self.workdir / "state"
         self.reports_dir = self.workdir / "reports"
@@ -290,8 +297,9 @@ class AnsibleWay(Way):
             "-e",
             f"prosaas_app_version={version}",
         ]
-        env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-        run_command(command, f"ansible-playbook deploy.yml ({version})", env)
+        env = {"ANSIBLE_CONFIG": str(self.root / "ansible.cfg")}
+        what = f"{self.name}: ansible-playbook deploy.yml ({version})"
+        run_command(command, what, env, self.root)
 
     def teardown(self) -> None:
         super().teardown()
@@ -874,15 +882,34 @@ def attempt(way: Way, run: int) -> RunResult | FailedRun:
         way.teardown()
 
 
+def baseline_way(client: docker.DockerClient, session: str, base: Path, ref: str) -> AnsibleWay:
+    """deploy.yml as it was at commit REF (git archive into BASE), named ansible@REF."""
+    tree = base / "baseline-tree"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref], cwd=ROOT, capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"--baseline {ref}: {failure_line(archive.stderr.decode())}")
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    (base / "baseline").mkdir()
+    way = AnsibleWay(client, f"{session}baseline-", base / "baseline", root=tree)
+    way.name = f"ansible@{ref}"
+    return way
+
+
 def run_all(
-    client: docker.DockerClient, ways: list[str], runs: int, base: Path
+    client: docker.DockerClient, args: argparse.Namespace, base: Path
 ) -> list[RunResult | FailedRun]:
-    """RUNS runs of every way, the order of the ways rotating; everything removed after."""
+    """The runs of every way, the order of the ways rotating; everything removed after."""
     session = f"bench-{uuid.uuid4().hex[:6]}-"
-    instances = []
-    for name in ways:
+    instances: list[Way] = []
+    for name in args.ways:
         (base / name).mkdir()
         instances.append(WAY_CLASSES[name](client, f"{session}{name}-", base / name))
+    if args.baseline:
+        instances.append(baseline_way(client, session, base, args.baseline))
+    runs = args.runs
     results = []
     try:
         for run in range(1, runs + 1):
@@ -900,12 +927,13 @@ def run_benchmark(args: argparse.Namespace, started: datetime) -> dict[str, Any]
         check_prerequisites(client, args.ways)
         machine = machine_info(client, args.ways)
         with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
-            outcomes = run_all(client, args.ways, args.runs, Path(tmp))
+            outcomes = run_all(client, args, Path(tmp))
     except DockerException as exc:
         raise BenchError(f"Docker: {exc}") from None
     results = [r for r in outcomes if isinstance(r, RunResult)]
     failures = [r for r in outcomes if isinstance(r, FailedRun)]
-    summaries = summarise(results, failures, args.ways)
+    ways = args.ways + ([f"ansible@{args.baseline}"] if args.baseline else [])
+    summaries = summarise(results, failures, ways)
     goals = targets(summaries)
     print(report_text(summaries, goals, failures), flush=True)
     machine["load_average_at_end"] = os.getloadavg()
@@ -916,6 +944,7 @@ def run_benchmark(args: argparse.Namespace, started: datetime) -> dict[str, Any]
         "runs": args.runs,
         "machine": machine,
         "deploy_code": checkout(),
+        "baseline_commit": args.baseline,
         "probe": {
             "endpoint": "GET /health on the api's loopback port, new connection each time",
             "interval_s": PROBE_INTERVAL_S,
@@ -947,6 +976,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--out", type=Path, help="JSON file (default bench/results/deploy-<UTC stamp>.json)"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="COMMIT",
+        help="also run deploy.yml as it was at COMMIT (way ansible@COMMIT): before/after",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:

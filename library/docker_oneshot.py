@@ -68,8 +68,8 @@ options:
   timeout:
     description:
       - Seconds the container may run. When they are up, it is killed and the module fails.
-      - The wait polls the engine, so this is independent of O(api_timeout) and of the
-        Docker SDK's own default timeout.
+      - The wait is made of short calls to the engine, so this is independent of
+        O(api_timeout) and of the Docker SDK's own default timeout.
     type: int
     default: 1800
   log_tail_lines:
@@ -185,15 +185,13 @@ from ansible.module_utils.prosaas_docker import (
     missing_image,
     one_line,
 )
+from ansible.module_utils.prosaas_spec import MANAGED_BY, MANAGED_LABEL
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     from docker.errors import APIError, DockerException, NotFound
     from requests.exceptions import RequestException
 
-MANAGED_LABEL = "prosaas.managed-by"
-MANAGED_BY = "prosaas-deploy"
-FIRST_POLL_SECONDS = 0.1
-MAX_POLL_SECONDS = 1.0
+WAIT_CALL_SECONDS = 2.0
 MESSAGE_TAIL_LINES = 5
 FINISHED_STATES = ("exited", "dead")
 
@@ -311,25 +309,26 @@ class OneshotRunner:
         return self.client.containers.create(params["image"], **options)
 
     def wait(self, container: Any) -> tuple[int | None, float]:
-        """Poll until the container ends or the timeout is up: (exit code or None, seconds).
+        """Wait until the container ends or the timeout is up: (exit code or None, seconds).
 
-        Polling keeps every API call short, so no single call can hit an API timeout however
-        long the container runs.
+        The engine answers the moment the container ends. Each call waits WAIT_CALL_SECONDS
+        at most, so none can hit an API timeout however long the container runs; when one
+        runs out, the container's state is read again (an engine that went away fails there).
         """
         started = time.monotonic()
         deadline = started + self.params["timeout"]
-        pause = FIRST_POLL_SECONDS
-        while True:
-            container.reload()
-            state = container.attrs["State"]
-            if state["Status"] in FINISHED_STATES:
-                return int(state["ExitCode"]), time.monotonic() - started
-            if time.monotonic() >= deadline:
-                with contextlib.suppress(APIError):  # it may have ended meanwhile
-                    container.kill()
-                return None, time.monotonic() - started
-            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-            pause = min(pause * 2, MAX_POLL_SECONDS)
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                ended = container.wait(timeout=min(WAIT_CALL_SECONDS, remaining))
+                return int(ended["StatusCode"]), time.monotonic() - started
+            except RequestException:  # this call's own time ran out, or the engine went away
+                container.reload()
+                state = container.attrs["State"]
+                if state["Status"] in FINISHED_STATES:
+                    return int(state["ExitCode"]), time.monotonic() - started
+        with contextlib.suppress(APIError):  # it may have ended meanwhile
+            container.kill()
+        return None, time.monotonic() - started
 
     def collect_log(self, container: Any) -> list[str]:
         log = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")

@@ -50,46 +50,13 @@ waited:
   sample: {"prosaas-api": 3.1, "prosaas-calls": 3.4, "worker": 2.2}
 """
 
-import time
-from typing import Any
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prosaas_docker import (
     docker_argument_spec,
     docker_client,
     find_container,
-    not_ready_reason,
-    readiness,
+    wait_ready,
 )
-
-POLL_SECONDS = 0.2
-
-
-def wait_all(module: AnsibleModule, containers: dict[str, Any]) -> dict[str, float]:
-    wanted, timeout = module.params["wait"], module.params["timeout"]
-    started = time.monotonic()
-    waited: dict[str, float] = {}
-    while True:
-        pending = [name for name in containers if name not in waited]
-        for name in pending:
-            containers[name].reload()
-            standing = readiness(containers[name].attrs["State"], wanted)
-            if standing == "ready":
-                waited[name] = round(time.monotonic() - started, 1)
-            elif standing == "exited":
-                module.fail_json(
-                    msg=f"service {name}: {not_ready_reason(containers[name], wanted, timeout)}"
-                )
-        if len(waited) == len(containers):
-            return waited
-        if time.monotonic() - started >= timeout:
-            reasons = [
-                f"service {name}: {not_ready_reason(containers[name], wanted, timeout)}"
-                for name in containers
-                if name not in waited
-            ]
-            module.fail_json(msg="; ".join(reasons), waited=waited)
-        time.sleep(POLL_SECONDS)
 
 
 def main() -> None:
@@ -106,7 +73,8 @@ def main() -> None:
     missing = [name for name, container in containers.items() if container is None]
     if missing:
         module.fail_json(msg=f"no such container: {', '.join(missing)}")
-    module.exit_json(changed=False, waited=wait_all(module, containers))
+    waited = wait_ready(module, containers, module.params["wait"], module.params["timeout"])
+    module.exit_json(changed=False, waited=waited)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from typing import Any
 
@@ -16,6 +17,7 @@ except ImportError:
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+WAIT_POLL_SECONDS = 0.1
 
 DOCKER_COMMON_ARGS: dict[str, dict[str, Any]] = {
     "docker_host": {"type": "str", "default": DEFAULT_DOCKER_HOST},
@@ -120,3 +122,34 @@ def not_ready_reason(container: Any, wanted: str, waited: int) -> str:
         f"not {wanted} after {waited} s (status {state['Status']}, health {health}); "
         f"last health check: {last_health_output(state)}"
     )
+
+
+def wait_ready(
+    module: AnsibleModule, containers: dict[str, Any], wanted: str, timeout: int, **details: Any
+) -> dict[str, float]:
+    """Poll every container together until each is WANTED; seconds until each was.
+
+    Fails the module as soon as one exits, or at TIMEOUT with one clause per container not
+    ready; DETAILS go into the failure result.
+    """
+    started = time.monotonic()
+    waited: dict[str, float] = {}
+    while True:
+        for name in [name for name in containers if name not in waited]:
+            containers[name].reload()
+            standing = readiness(containers[name].attrs["State"], wanted)
+            if standing == "ready":
+                waited[name] = round(time.monotonic() - started, 1)
+            elif standing == "exited":
+                reason = not_ready_reason(containers[name], wanted, timeout)
+                module.fail_json(msg=f"service {name}: {reason}", waited=waited, **details)
+        if len(waited) == len(containers):
+            return waited
+        if time.monotonic() - started >= timeout:
+            reasons = [
+                f"service {name}: {not_ready_reason(containers[name], wanted, timeout)}"
+                for name in containers
+                if name not in waited
+            ]
+            module.fail_json(msg="; ".join(reasons), waited=waited, **details)
+        time.sleep(WAIT_POLL_SECONDS)

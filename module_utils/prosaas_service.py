@@ -1,0 +1,236 @@
+"""One service's container brought to started, stopped or absent: shared by docker_service
+and docker_services."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prosaas_docker import (
+    find_container,
+    find_image_id,
+    missing_image,
+    wait_ready,
+)
+from ansible.module_utils.prosaas_spec import (
+    MANAGED_BY,
+    MANAGED_LABEL,
+    SPEC_LABEL,
+    build_spec,
+    healthcheck_for_sdk,
+    ports_for_sdk,
+    secret_env_differences,
+    spec_differences,
+    spec_from_labels,
+    spec_to_label,
+    volumes_for_sdk,
+)
+
+with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
+    import docker
+
+# How one service's container is made: the options of docker_service, and the suboptions
+# of each entry of docker_services.
+SERVICE_ARGS: dict[str, dict[str, Any]] = {
+    "image": {"type": "str"},
+    "command": {"type": "list", "elements": "str"},
+    "env": {"type": "dict", "default": {}},
+    "secret_env": {"type": "dict", "default": {}, "no_log": True},
+    "ports": {"type": "list", "elements": "str", "default": []},
+    "network_aliases": {"type": "list", "elements": "str", "default": []},
+    "volumes": {"type": "list", "elements": "str", "default": []},
+    "healthcheck": {
+        "type": "dict",
+        "options": {
+            "test": {"type": "list", "elements": "str", "required": True},
+            "interval": {"type": "float"},
+            "timeout": {"type": "float"},
+            "retries": {"type": "int"},
+            "start_period": {"type": "float"},
+        },
+    },
+    "restart_policy": {
+        "type": "str",
+        "default": "unless-stopped",
+        "choices": ["no", "always", "unless-stopped", "on-failure"],
+    },
+    "user": {"type": "str"},
+}
+
+
+class ServiceManager:
+    """Moves one container to its wanted state, recording each action."""
+
+    def __init__(
+        self, module: AnsibleModule, client: docker.DockerClient, params: dict[str, Any]
+    ) -> None:
+        self.module = module
+        self.params = params
+        self.name = params["name"]
+        self.client = client
+        self.actions: list[str] = []
+        self.differences: list[str] = []
+        self.changed = False
+        self.diff: dict[str, Any] = {"before": {}, "after": {}}
+
+    def fail(self, reason: str) -> None:
+        self.module.fail_json(
+            msg=f"service {self.name}: {reason}", actions=self.actions, differences=self.differences
+        )
+
+    def find_container(self) -> Any:
+        return find_container(self.client, self.name)
+
+    def act(self, description: str) -> bool:
+        """Record a change; True when it should really be carried out (not in check mode)."""
+        self.changed = True
+        self.actions.append(
+            description if not self.module.check_mode else f"would have {description}"
+        )
+        return not self.module.check_mode
+
+    def stop(self, container: Any) -> None:
+        container.reload()
+        if container.status in ("running", "restarting", "paused") and self.act("stopped"):
+            container.stop(timeout=self.params["stop_timeout"])
+
+    def remove(self, container: Any, verb: str = "removed") -> None:
+        self.stop(container)
+        if self.act(verb):
+            container.remove(force=True)
+
+    def image_id(self) -> str:
+        found = find_image_id(self.client, self.params["image"])
+        if found is None:
+            self.fail(missing_image(self.params["image"], self.params["docker_host"]))
+        return found or ""
+
+    def ensure_network(self) -> None:
+        network = self.params["network"]
+        if (
+            network
+            and not self.client.networks.list(names=[network])
+            and self.act(f"created network {network}")
+        ):
+            self.client.networks.create(
+                network, driver="bridge", labels={MANAGED_LABEL: MANAGED_BY}
+            )
+
+    def create(self, spec: dict[str, Any]) -> Any:
+        params = self.params
+        labels = {
+            **params["create_labels"],
+            **params["labels"],
+            MANAGED_LABEL: MANAGED_BY,
+            SPEC_LABEL: spec_to_label(spec),
+        }
+        options: dict[str, Any] = {
+            "name": self.name,
+            "command": params["command"],
+            "environment": {**params["env"], **params["secret_env"]},
+            "labels": labels,
+            "ports": ports_for_sdk(spec["ports"]),
+            "volumes": volumes_for_sdk(spec["volumes"]),
+            "healthcheck": healthcheck_for_sdk(params["healthcheck"]),
+            "restart_policy": {
+                "Name": "" if params["restart_policy"] == "no" else params["restart_policy"]
+            },
+            "user": params["user"],
+            "detach": True,
+        }
+        if params["network"]:
+            options["network"] = params["network"]
+            options["networking_config"] = {
+                params["network"]: self.client.api.create_endpoint_config(
+                    aliases=params["network_aliases"] or None
+                )
+            }
+        return self.client.containers.create(params["image"], **options)
+
+    def ensure_started(self) -> Any:
+        if not self.params["image"]:
+            self.fail("image is required when state=started")
+        spec = self.build_spec()
+        container = self.find_container()
+        self.diff["after"].update(spec)
+        if container is not None:
+            before = spec_from_labels(container.labels)
+            self.diff["before"].update(before or {})
+            self.differences = spec_differences(before, spec)
+            self.differences += [
+                f"secret_env ({key})"
+                for key in secret_env_differences(
+                    self.params["secret_env"], container.attrs["Config"].get("Env")
+                )
+            ]
+        self.ensure_network()
+        if container is not None and self.differences:
+            self.remove(container, f"recreated (differences: {', '.join(self.differences)})")
+            container = None
+        elif container is None:
+            self.act("created")
+        if container is None:
+            if self.module.check_mode:
+                return None
+            container = self.create(spec)
+        container.reload()
+        if container.status != "running" and self.act("started"):
+            container.start()
+        return container
+
+    def build_spec(self) -> dict[str, Any]:
+        try:
+            return build_spec(self.params, self.image_id())
+        except ValueError as exc:
+            self.fail(str(exc))
+        return {}
+
+    def wait_for(self, container: Any) -> None:
+        wanted = self.params["wait"]
+        if wanted == "none" or container is None:
+            return
+        waited = wait_ready(
+            self.module,
+            {self.name: container},
+            wanted,
+            self.params["wait_timeout"],
+            actions=self.actions,
+            differences=self.differences,
+        )
+        self.actions.append(f"waited {waited[self.name]:.1f} s until {wanted}")
+
+    def run(self) -> dict[str, Any]:
+        state = self.params["state"]
+        container = self.find_container()
+        self.diff["before"]["status"] = container.status if container is not None else "absent"
+        if state == "absent" and container is not None:
+            self.remove(container)
+            container = None
+        elif state == "stopped" and container is not None:
+            self.stop(container)
+        elif state == "started":
+            container = self.ensure_started()
+            self.wait_for(container)
+        self.diff["after"]["status"] = describe(container).get("status", "absent")
+        return {
+            "changed": self.changed,
+            "diff": self.diff,
+            "actions": self.actions,
+            "differences": self.differences,
+            "container": describe(container) if state != "absent" else {},
+        }
+
+
+def describe(container: Any) -> dict[str, Any]:
+    if container is None:
+        return {}
+    container.reload()
+    state = container.attrs["State"]
+    return {
+        "id": container.short_id,
+        "name": container.name,
+        "image": container.attrs["Config"]["Image"],
+        "status": state["Status"],
+        "health": (state.get("Health") or {}).get("Status", "none"),
+    }
