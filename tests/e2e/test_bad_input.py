@@ -1,0 +1,131 @@
+"""Bad input (issue 8): each stops before anything is touched, with one line naming it.
+
+One stack with v1 deployed serves every case; after each, the same v1 containers still run
+healthy, no lock is left and no release was recorded as started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import APP_SERVICES, Stack
+
+
+def local_app_services() -> list[dict]:
+    inventory = ROOT / "inventories" / "local" / "group_vars" / "all" / "main.yml"
+    return yaml.safe_load(inventory.read_text())["prosaas_app_services"]
+
+
+def with_worker(change: Callable[[dict], None]) -> list[dict]:
+    services = local_app_services()
+    change(next(service for service in services if service["name"] == "worker"))
+    return services
+
+
+def bad_header_migrations(tmp_path: Path) -> str:
+    folder = tmp_path / "versions"
+    shutil.copytree(ROOT / "migrations" / "versions", folder)
+    migration = folder / "0109_call_log_timing.sql"
+    text = migration.read_text().replace(
+        "-- adds-column: call_log.duration_sec integer", "-- adds-column: call_log.duration_sec"
+    )
+    migration.write_text(text)
+    return str(folder)
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str
+    extravars: Callable[[Path], dict[str, Any]]
+    names: tuple[str, ...]  # what the failure line must name
+
+
+CASES = [
+    BadInput(
+        "wrong type: a service's env is a list",
+        lambda _: {"prosaas_app_services": with_worker(lambda s: s.update(env=["A=1"]))},
+        ("env",),
+    ),
+    BadInput(
+        "unknown key in a service",
+        lambda _: {"prosaas_app_services": with_worker(lambda s: s.update(imgae="x"))},
+        ("imgae",),
+    ),
+    BadInput(
+        "a service without an image",
+        lambda _: {"prosaas_app_services": with_worker(lambda s: s.pop("image"))},
+        ("image",),
+    ),
+    BadInput(
+        "unknown top-level option value: a pin for a service that does not exist",
+        lambda _: {"prosaas_app_pins": {"wrker": "v2"}},
+        ("wrker",),
+    ),
+    BadInput(
+        "malformed migration header",
+        lambda tmp: {"prosaas_migrations_dir": bad_header_migrations(tmp)},
+        ("0109_call_log_timing.sql", "adds-column"),
+    ),
+]
+
+
+def not_failed(history: list[dict]) -> list[dict]:
+    return [record for record in history if record["status"] != "failed"]
+
+
+@pytest.fixture(scope="module")
+def v1_running(module_stack: Stack) -> Stack:
+    module_stack.deploy_ok("v1")
+    return module_stack
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_bad_input_stops_before_anything_is_touched(
+    v1_running: Stack, case: BadInput, tmp_path: Path
+) -> None:
+    stack = v1_running
+    before = {service: stack.container(service).id for service in APP_SERVICES}
+    history = stack.history()
+
+    run = stack.deploy("v2", **case.extravars(tmp_path))
+
+    assert run.rc != 0, run.describe()
+    line = run.failure.strip()
+    assert line and "\n" not in line, run.describe()
+    assert "Traceback" not in run.output
+    for name in case.names:
+        assert name in line, f"{name!r} not in {line!r}"
+    assert {service: stack.container(service).id for service in APP_SERVICES} == before
+    stack.assert_app_healthy_on("v1")
+    assert not stack.lock_path.exists(), stack.lock()
+    assert not_failed(stack.history()) == not_failed(history)  # no release started or done
+
+
+def test_a_wrong_vault_password_stops_before_any_task() -> None:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "PROSAAS_VAULT_PASSWORD": "not-the-password",
+        "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "scripts" / "vault-password.sh"),
+    }
+    result = subprocess.run(
+        ["ansible-playbook", "-i", "inventories/staging", "deploy.yml"],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=120,
+    )  # fmt: skip
+
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert result.returncode != 0
+    assert "TASK [" not in result.stdout  # nothing ran on any host
+    assert errors, result.stderr
+    assert "Decryption failed" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr

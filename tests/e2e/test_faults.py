@@ -1,0 +1,521 @@
+"""Fault injection (issue 8): a v1 -> v2 deploy broken at a named phase, one row per fault.
+
+All rows share one stack: v1 deployed once, call_log seeded with rows. Before each row the
+stack is brought back to v1 with 109 not applied. For every row:
+- the play exits non-zero with one line naming the cause;
+- v1 ends healthy, by the flow itself or by the RUNBOOK.md entry the row names (run as the
+  operator would run it);
+- call_log keeps every row it had, unchanged (count and content checksum);
+- the deploy lock is released;
+- the release history records the failure, when it came after the lock was taken.
+When every row has run, the observed outcomes are written to docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ansible_runner
+import docker
+import pytest
+import yaml
+
+from tests.conftest import ROOT, playbook_args
+from tests.e2e.conftest import APP_SERVICES, DeployRun, Stack, wait_until
+from tests.pg_cluster import free_loopback_port
+
+RELIABILITY_DOC = ROOT / "docs" / "reliability.md"
+SEED_ROWS = 2_000
+MIGRATE_TASK = "Run the migrate image to completion"
+CHECKSUM_SQL = """
+    SELECT count(*), coalesce(md5(string_agg(concat_ws('|', id, call_sid, direction,
+        from_number, to_number, status, created_at, answered_at, updated_at, duration),
+        ',' ORDER BY id)), '')
+    FROM call_log
+"""
+RESET_109_SQL = """
+    ALTER TABLE call_log DROP COLUMN IF EXISTS started_at, DROP COLUMN IF EXISTS ended_at,
+        DROP COLUMN IF EXISTS duration_sec;
+    DELETE FROM prosaas_schema_history WHERE version = 109;
+"""
+
+
+# --- injection --------------------------------------------------------------------------
+
+
+@dataclass
+class Hook:
+    """Runs ACTION once, when the play emits EVENT for the task named TASK."""
+
+    event: str
+    task: str
+    action: Callable[[], None]
+    fired: bool = False
+
+    def offer(self, event: dict) -> None:
+        data = event.get("event_data", {})
+        if not self.fired and event.get("event") == self.event and data.get("task") == self.task:
+            self.fired = True
+            self.action()
+
+
+def deploy_with_hooks(stack: Stack, hooks: list[Hook], **extra: Any) -> DeployRun:
+    """deploy.yml of v2 on STACK; each hook acts as the play reaches its task."""
+
+    def handle(event: dict) -> bool:
+        for hook in hooks:
+            hook.offer(event)
+        return True
+
+    args = playbook_args("deploy.yml", stack.tmp_path, stack.vars_for("v2", **extra))
+    thread, runner = ansible_runner.run_async(**args, event_handler=handle)
+    thread.join(timeout=600)
+    assert not thread.is_alive(), "the deploy did not end"
+    unfired = [f"{hook.event} {hook.task}" for hook in hooks if not hook.fired]
+    assert not unfired, f"the play never reached: {unfired}"
+    return DeployRun.of(runner)
+
+
+def deploy_pid(stack: Stack) -> int:
+    """The pid of the running ansible-playbook, from the deploy lock it holds."""
+    lock = wait_until(stack.lock, 30, "the deploy lock")
+    return int(lock["pid"])
+
+
+class OneConnectionProxy:
+    """A loopback TCP proxy to PORT that forwards the first connection, then refuses all."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.serve_one, daemon=True).start()
+
+    def serve_one(self) -> None:
+        with contextlib.suppress(OSError):
+            client, _ = self.listener.accept()
+            self.listener.close()  # every later connection is refused
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+# --- the shared stack -------------------------------------------------------------------
+
+
+@dataclass
+class FaultStack:
+    stack: Stack
+    client: docker.DockerClient
+
+    def checksum(self) -> tuple[int, str]:
+        with self.stack.connect(autocommit=True) as conn:
+            count, digest = conn.execute(CHECKSUM_SQL).fetchone()
+        return int(count), str(digest)
+
+    def reset_to_v1(self) -> None:
+        """v1 running healthy, 109 not applied, no lock: the starting state of every row."""
+        with contextlib.suppress(FileNotFoundError):
+            self.stack.lock_path.unlink()
+        with self.stack.connect(autocommit=True) as conn:
+            conn.execute(RESET_109_SQL)
+        if not self.runs_v1():
+            self.stack.deploy_ok("v1")
+        self.stack.assert_app_healthy_on("v1")
+
+    def runs_v1(self) -> bool:
+        try:
+            self.stack.assert_app_healthy_on("v1")
+        except (AssertionError, docker.errors.NotFound):
+            return False
+        return True
+
+    def container(self, service: str) -> Any:
+        return self.stack.container(service)
+
+
+@pytest.fixture(scope="module")
+def faults(
+    module_stack: Stack, docker_engine: docker.DockerClient, unhealthy_app_image: str
+) -> FaultStack:
+    module_stack.deploy_ok("v1")
+    with module_stack.connect(autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO call_log (call_sid, from_number, status, duration)"
+            " SELECT 'seed-' || n, '+1555' || n, 'completed', n % 600"
+            " FROM generate_series(1, %s) AS n",
+            (SEED_ROWS,),
+        )
+    return FaultStack(module_stack, docker_engine)
+
+
+# --- rows ------------------------------------------------------------------------------
+
+
+@dataclass
+class Observed:
+    """What one row saw; the doc's table is made of these."""
+
+    fault: str
+    phase: str
+    failure: str
+    recovered_by: str  # "flow" (the deploy itself) or "runbook: <entry>"
+    history: str
+    rows_lost: int
+    checks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    phase: str
+    cause: tuple[str, ...]  # words the failure line must contain
+    inject: Callable[[FaultStack], DeployRun]
+    runbook: str = ""  # RUNBOOK.md entry that recovers, when the flow cannot by itself
+    recover: Callable[[FaultStack, DeployRun], None] | None = None
+    recorded: bool = True  # the failure came after the lock: it is in the history
+    touched: bool = True  # something was stopped before the failure
+
+
+def db_unreachable_in_preflight(s: FaultStack) -> DeployRun:
+    closed = free_loopback_port()
+    url = f"postgresql://prosaas:{{{{ prosaas_database_password }}}}@127.0.0.1:{closed}/prosaas"
+    return s.stack.deploy("v2", prosaas_database_url_from_deployer=url)
+
+
+def db_unreachable_in_migrate(s: FaultStack) -> DeployRun:
+    network = s.client.networks.get(s.stack.extravars["prosaas_network"])
+    postgres = s.container("postgres")
+    return deploy_with_hooks(
+        s.stack,
+        [
+            Hook("playbook_on_task_start", MIGRATE_TASK, lambda: network.disconnect(postgres)),
+            Hook(
+                "runner_on_failed",
+                MIGRATE_TASK,
+                lambda: network.connect(postgres, aliases=["postgres"]),
+            ),
+        ],
+    )
+
+
+def db_unreachable_in_verify(s: FaultStack) -> DeployRun:
+    # The deploy host reaches the database twice: preflight's lock report, then verify.
+    proxy = OneConnectionProxy(s.stack.extravars["prosaas_database_port_from_deployer"])
+    url = f"postgresql://prosaas:{{{{ prosaas_database_password }}}}@127.0.0.1:{proxy.port}/prosaas"
+    try:
+        return s.stack.deploy("v2", prosaas_database_url_from_deployer=url)
+    finally:
+        proxy.close()
+
+
+def while_holding_call_log(s: FaultStack, act: Callable[[], None], **extra: Any) -> DeployRun:
+    """Deploy v2 while a session holds a lock on call_log (the migrator waits); ACT meanwhile."""
+    holder = s.stack.connect()
+    holder.execute("SELECT * FROM call_log LIMIT 1").fetchall()
+    try:
+        args = playbook_args("deploy.yml", s.stack.tmp_path, s.stack.vars_for("v2", **extra))
+        thread, runner = ansible_runner.run_async(**args)
+        name = f"{s.stack.prefix}migrate"
+        wait_until(
+            lambda: s.client.containers.list(filters={"name": f"^{name}$", "status": "running"}),
+            240,
+            "the migrate container",
+        )
+        act()
+        thread.join(timeout=600)
+        assert not thread.is_alive(), "the deploy did not end"
+    finally:
+        holder.rollback()
+        holder.close()
+    return DeployRun.of(runner)
+
+
+def migrate_killed(s: FaultStack) -> DeployRun:
+    def kill() -> None:
+        time.sleep(1)  # well into its wait for the lock
+        s.client.containers.get(f"{s.stack.prefix}migrate").kill(signal="SIGKILL")
+
+    return while_holding_call_log(s, kill)
+
+
+def migrate_timeout(s: FaultStack) -> DeployRun:
+    return while_holding_call_log(s, lambda: None, migrate_timeout=4)
+
+
+def image_missing(s: FaultStack) -> DeployRun:
+    return s.stack.deploy("v2", prosaas_app_pins={"worker": "v2-missing"})
+
+
+def service_never_healthy(s: FaultStack) -> DeployRun:
+    # app:v2 with its health forced to fail (tests.e2e.conftest.unhealthy_app_image).
+    return s.stack.deploy(
+        "v2-unhealthy", prosaas_migrate_image="prosaas-demo/migrate:v2", service_up_wait_timeout=15
+    )
+
+
+def local_infra_services() -> list[dict]:
+    inventory = ROOT / "inventories" / "local" / "group_vars" / "all" / "main.yml"
+    return yaml.safe_load(inventory.read_text())["prosaas_infra_services"]
+
+
+def redis_never_healthy(s: FaultStack) -> DeployRun:
+    infra = local_infra_services()
+    for service in infra:
+        if service["name"] == "redis":
+            service["healthcheck"] = {"test": ["CMD", "false"], "interval": 0.5, "retries": 1}
+    return s.stack.deploy("v2", prosaas_infra_services=infra, service_up_wait_timeout=10)
+
+
+def redeploy_v1_with_the_inventory(s: FaultStack, _: DeployRun) -> None:
+    with s.stack.connect(autocommit=True) as conn:
+        conn.execute(RESET_109_SQL)  # so the v1 migrate image finds the schema it knows
+    s.stack.deploy_ok("v1")
+
+
+def killed_at(s: FaultStack, task: str, signum: int) -> DeployRun:
+    """Send SIGNUM to ansible-playbook as the play reaches TASK. A killed play says nothing,
+    so what names the cause is what the operator meets next: the refusal of a new deploy."""
+
+    def kill() -> None:
+        os.kill(deploy_pid(s.stack), signum)
+
+    killed = deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, kill)])
+    assert killed.rc != 0, killed.describe()
+    return s.stack.deploy("v2")
+
+
+def sigint_in_migrate(s: FaultStack) -> DeployRun:
+    return killed_at(s, MIGRATE_TASK, signal.SIGINT)
+
+
+def sigkill_in_start(s: FaultStack) -> DeployRun:
+    return killed_at(s, "Enter the start phase", signal.SIGKILL)
+
+
+def rollback_breaking_the_stale_lock(s: FaultStack, _: DeployRun) -> None:
+    run = s.stack.play("playbooks/rollback.yml", "v2", prosaas_break_stale_lock=True)
+    assert run.rc == 0, run.describe()
+
+
+def two_deploys(s: FaultStack) -> DeployRun:
+    thread, runner = s.stack.deploy_async("v2")
+    try:
+        wait_until(s.stack.lock, 120, "the first deploy's lock")
+        return s.stack.deploy("v2")
+    finally:
+        thread.join(timeout=600)
+        first = DeployRun.of(runner)
+        assert first.rc == 0, first.describe()  # the first deploy is not disturbed
+
+
+def back_to_v1_after_the_first_deploy(s: FaultStack, _: DeployRun) -> None:
+    """The refused deploy changed nothing; the first one deployed v2. Put v1 back."""
+    s.stack.assert_app_healthy_on("v2")
+    redeploy_v1_with_the_inventory(s, _)
+
+
+def stale_lock(s: FaultStack) -> DeployRun:
+    lock = {
+        "user": getpass.getuser(),
+        "host": socket.gethostname(),
+        "pid": dead_pid(),
+        "release": "20261124T000000Z-v2",
+        "started_at": "2026-11-24T00:00:00Z",
+    }
+    s.stack.lock_path.write_text(json.dumps(lock))
+    return s.stack.deploy("v2")
+
+
+def deploy_breaking_the_stale_lock(s: FaultStack, _: DeployRun) -> None:
+    s.stack.assert_app_healthy_on("v1")  # refused before anything was touched
+    s.stack.deploy_ok("v2", prosaas_break_stale_lock=True)
+    redeploy_v1_with_the_inventory(s, _)
+
+
+def corrupted_history(s: FaultStack) -> DeployRun:
+    history = s.stack.state_dir / "releases.json"
+    backup = history.with_name("releases.json.bak")
+    if not backup.exists():
+        backup.write_text(history.read_text())
+    history.write_text('{"releases": [{"id": ')
+    return s.stack.deploy("v2")
+
+
+def restore_history_from_backup(s: FaultStack, _: DeployRun) -> None:
+    history = s.stack.state_dir / "releases.json"
+    json.loads(history.with_name("releases.json.bak").read_text())
+    history.write_text(history.with_name("releases.json.bak").read_text())
+    s.stack.assert_app_healthy_on("v1")
+
+
+def state_dir_not_writable(s: FaultStack) -> DeployRun:
+    blocker = s.stack.tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory's parent should be\n")
+    return s.stack.deploy("v2", prosaas_state_dir=str(blocker / "state"))
+
+
+FAULTS = [
+    Fault("database unreachable", "preflight", ("preflight", "connect"),
+          db_unreachable_in_preflight, touched=False),
+    Fault("database unreachable", "migrate", ("migrate",), db_unreachable_in_migrate),
+    Fault("database unreachable", "verify", ("verify", "connect"), db_unreachable_in_verify),
+    Fault("migrate container killed (SIGKILL)", "migrate", ("migrate", "137"), migrate_killed),
+    Fault("migrate exceeds its timeout", "migrate", ("migrate", "timed out after 4 s"),
+          migrate_timeout),
+    Fault("image missing for one service", "validate", ("prosaas-demo/app:v2-missing",),
+          image_missing, recorded=False, touched=False),
+    Fault("a service never healthy", "start", ("start", "not healthy"), service_never_healthy),
+    Fault("redis never healthy", "infra", ("infra", "redis", "not healthy"), redis_never_healthy,
+          runbook="A service never turns healthy", recover=redeploy_v1_with_the_inventory),
+    Fault("SIGINT to ansible-playbook", "migrate", ("stale deploy lock", "not running"),
+          sigint_in_migrate,
+          runbook="Deploy killed mid-way", recover=rollback_breaking_the_stale_lock),
+    Fault("SIGKILL to ansible-playbook", "start", ("stale deploy lock", "not running"),
+          sigkill_in_start,
+          runbook="Deploy killed mid-way", recover=rollback_breaking_the_stale_lock),
+    Fault("two deploys at once", "lock", ("another deploy",), two_deploys,
+          recorded=False, touched=False, runbook="Another deploy is running",
+          recover=back_to_v1_after_the_first_deploy),
+    Fault("a stale lock", "lock", ("stale deploy lock",), stale_lock, recorded=False,
+          touched=False, runbook="Stale deploy lock", recover=deploy_breaking_the_stale_lock),
+    Fault("corrupted release history", "preflight", ("corrupted", "releases.json"),
+          corrupted_history, recorded=False, touched=False, runbook="Corrupted release history",
+          recover=restore_history_from_backup),
+    Fault("state dir that cannot be written", "lock", ("cannot",), state_dir_not_writable,
+          recorded=False, touched=False),
+]  # fmt: skip
+
+OBSERVED: dict[str, Observed] = {}
+
+
+def fault_id(fault: Fault) -> str:
+    return f"{fault.phase}: {fault.name}"
+
+
+@pytest.fixture
+def from_v1(faults: FaultStack) -> Iterator[FaultStack]:
+    faults.reset_to_v1()
+    yield faults
+    with contextlib.suppress(FileNotFoundError):  # a failed row must not fail the next one
+        faults.stack.lock_path.unlink()
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=fault_id)
+def test_fault(from_v1: FaultStack, fault: Fault) -> None:
+    s = from_v1
+    rows_before = s.checksum()
+    ids_before = {service: s.container(service).id for service in APP_SERVICES}
+    history_before = len(s.stack.history())
+
+    run = fault.inject(s)
+
+    assert run.rc != 0, run.describe()
+    line = run.failure or last_error_line(run.output)
+    assert line and "\n" not in line.strip(), run.describe()
+    for word in fault.cause:
+        assert word in line, f"{word!r} not in the failure line {line!r}"
+    if not fault.touched:
+        assert {service: s.container(service).id for service in APP_SERVICES} == ids_before
+    if not fault.recorded:
+        assert len(s.stack.history()) == history_before, s.stack.history()
+    if fault.recover is not None:
+        fault.recover(s, run)
+    s.stack.assert_app_healthy_on("v1")
+    assert not s.stack.lock_path.exists(), s.stack.lock()
+    rows_after = s.checksum()
+    assert rows_after == rows_before, "call_log changed"
+    record = s.stack.history()[history_before] if fault.recorded else None
+    if record is not None:
+        assert record["status"] == "failed", s.stack.history()
+        assert record["version"].startswith("v2"), record
+    OBSERVED[fault_id(fault)] = Observed(
+        fault=fault.name,
+        phase=fault.phase,
+        failure=line.strip(),
+        recovered_by=f"runbook: {fault.runbook}" if fault.recover else "flow",
+        history=f"failed: {record['reason']}" if record else "not recorded",
+        rows_lost=rows_before[0] - rows_after[0],
+    )
+
+
+def last_error_line(output: str) -> str:
+    """The play's last error line, for runs that failed outside any task (interrupted, lock)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR", "[ERROR]", "msg:", "fatal:"))]
+    return errors[-1] if errors else ""
+
+
+# --- docs/reliability.md ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reliability_doc() -> Iterator[None]:
+    """Write docs/reliability.md from this run, once every row has run and passed."""
+    yield
+    if len(OBSERVED) == len(FAULTS):
+        RELIABILITY_DOC.write_text(reliability_markdown(list(OBSERVED.values())))
+
+
+def reliability_markdown(rows: list[Observed]) -> str:
+    by_flow = sum(row.recovered_by == "flow" for row in rows)
+    lines = [
+        "# Reliability: faults injected into a v1 -> v2 deploy",
+        "",
+        "Generated by `tests/e2e/test_faults.py` (part of the README's test command) from its",
+        f"last run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: do not edit by hand.",
+        "",
+        "Each row breaks one deploy of the demo stack (real Docker engine, real PostgreSQL,",
+        f"{SEED_ROWS:,} rows in `call_log`) at the phase named. Every row checks that the play",
+        "exits non-zero with one line naming the cause, that v1 ends healthy (by the flow, or by",
+        "the RUNBOOK.md entry named, run as written), that `call_log` keeps the same rows with",
+        "the same content (count and md5 of every row), that the deploy lock is released, and",
+        "that the release history records the failure when it came after the lock was taken.",
+        "",
+        "| phase | fault | failure line (first 160 characters) | recovered by | history"
+        " | rows lost |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for row in rows:
+        failure = row.failure if len(row.failure) <= 160 else row.failure[:157] + "..."
+        history = row.history if len(row.history) <= 80 else row.history[:77] + "..."
+        cells = [row.phase, row.fault, failure, row.recovered_by, history, str(row.rows_lost)]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    lines += [
+        "",
+        "**Totals:**",
+        f"- faults tried: {len(rows)}",
+        f"- recovered by the flow: {by_flow}",
+        f"- recovered by the runbook: {len(rows) - by_flow}",
+        f"- rows lost: {sum(row.rows_lost for row in rows)}",
+        "",
+    ]
+    return "\n".join(lines)
