@@ -42,7 +42,15 @@ def failure_reason(result: dict[str, Any] | None) -> str:
         if isinstance(item, dict) and item.get("failed"):
             return failure_reason(item)
     message = str(result.get("msg") or "unknown failure").strip()
+    if "rc" in result and message == "non-zero return code":  # a command: what it said last
+        said = _last_line(result.get("stderr")) or _last_line(result.get("stdout"))
+        message = f"exit code {result['rc']}" + (f": {said}" if said else "")
     return " ".join(message.split()) or "unknown failure"
+
+
+def _last_line(text: Any) -> str:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def last_json_line(text: str) -> dict[str, Any]:
@@ -101,6 +109,80 @@ def deploy_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# What a service entry of the inventory may hold, and of which kind (the same options as
+# the preflight and service_up roles' argument specs; a unit test keeps them equal).
+SERVICE_KEYS: dict[str, type] = {
+    "name": str,
+    "image": str,
+    "command": list,
+    "env": dict,
+    "secret_env": dict,
+    "ports": list,
+    "volumes": list,
+    "aliases": list,
+    "healthcheck": dict,
+    "user": str,
+}
+REQUIRED_SERVICE_KEYS = ("name", "image")
+KIND_NAMES = {str: "a string", list: "a list", dict: "a mapping"}
+
+
+def _kind_of(value: Any) -> str:
+    for kind, name in KIND_NAMES.items():
+        if isinstance(value, kind):
+            return name
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+def _entry_problems(entry: Any) -> list[str]:
+    if not isinstance(entry, dict):
+        return [f"is {_kind_of(entry)}, not a mapping with a name and an image"]
+    problems = [f"has no {key}" for key in REQUIRED_SERVICE_KEYS if not entry.get(key)]
+    for key, value in entry.items():
+        kind = SERVICE_KEYS.get(key)
+        if kind is None:
+            problems.append(f"has the unknown key '{key}' (known: {', '.join(SERVICE_KEYS)})")
+        elif value is not None and not isinstance(value, kind):
+            problems.append(f"'{key}' is {_kind_of(value)}, it must be {KIND_NAMES[kind]}")
+    return problems
+
+
+def service_problems(services: Any, variable: str) -> list[str]:
+    """One line per problem of an inventory's service list VARIABLE, naming the entry."""
+    if not isinstance(services, list):
+        return [f"{variable} is {_kind_of(services)}, it must be a list of services"]
+    problems = []
+    for index, entry in enumerate(services):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        where = f"{variable}[{index}]" + (f" ({name})" if name else "")
+        problems += [f"{where} {problem}" for problem in _entry_problems(entry)]
+    return problems
+
+
+def pin_problems(pins: Any, services: Any) -> list[str]:
+    """Pins (service name -> tag) that name no app service, or are not a mapping."""
+    if not isinstance(pins, dict):
+        return [f"prosaas_app_pins is {_kind_of(pins)}, it must map service names to tags"]
+    entries = services if isinstance(services, list) else []
+    names = [str(entry.get("name")) for entry in entries if isinstance(entry, dict)]
+    return [
+        f"prosaas_app_pins names '{pin}', which is not an app service ({', '.join(names)})"
+        for pin in pins
+        if pin not in names
+    ]
+
+
+def inventory_problems(lists: dict[str, Any], pins: Any, pinned: str) -> list[str]:
+    """Problems of every service list (variable name -> list), then of the pins, which apply
+    to the list named PINNED."""
+    problems = [
+        line
+        for variable, services in lists.items()
+        for line in service_problems(services, variable)
+    ]
+    return problems + pin_problems(pins, lists.get(pinned))
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -111,4 +193,5 @@ class FilterModule:
             "downtime": downtime,
             "failure_reason": failure_reason,
             "last_json_line": last_json_line,
+            "inventory_problems": inventory_problems,
         }

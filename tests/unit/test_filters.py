@@ -2,6 +2,8 @@
 
 import importlib.util
 
+import yaml
+
 from tests.conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("prosaas_filters", ROOT / "plugins/filter/prosaas.py")
@@ -81,3 +83,52 @@ def test_deploy_summary_names_outcome_images_and_rollback() -> None:
     assert "worker: app:v1" in summary
     assert "rolled back to release R1" in summary
     assert summary[-1] == "report: /r/R2.json"
+
+
+def test_inventory_problems_name_the_variable_the_entry_and_the_fix() -> None:
+    lists = {
+        "prosaas_infra_services": [{"name": "redis", "image": "redis:7"}],
+        "prosaas_app_services": [
+            {"name": "prosaas-api", "image": "app:v2", "env": ["A=1"]},
+            {"name": "worker", "imgae": "app:v2"},
+            "calls",
+        ],
+    }
+    problems = filters.inventory_problems(lists, {"wrker": "v3"}, "prosaas_app_services")
+    assert problems == [
+        "prosaas_app_services[0] (prosaas-api) 'env' is a list, it must be a mapping",
+        "prosaas_app_services[1] (worker) has no image",
+        "prosaas_app_services[1] (worker) has the unknown key 'imgae' (known: "
+        + ", ".join(filters.SERVICE_KEYS)
+        + ")",
+        "prosaas_app_services[2] is a string, not a mapping with a name and an image",
+        "prosaas_app_pins names 'wrker', which is not an app service (prosaas-api, worker)",
+    ]
+
+
+def test_inventory_problems_accept_the_local_inventory_shape() -> None:
+    lists = {"prosaas_app_services": SERVICES}
+    assert filters.inventory_problems(lists, {"worker": "v1"}, "prosaas_app_services") == []
+    assert filters.inventory_problems({"x": {"a": 1}}, {}, "x") == [
+        "x is a mapping, it must be a list of services"
+    ]
+
+
+def test_service_keys_are_the_options_of_the_roles_service_specs() -> None:
+    specs = yaml.safe_load((ROOT / "roles/preflight/meta/argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]["preflight_services"]["options"]
+    kinds = {"str": str, "list": list, "dict": dict}
+    assert {name: kinds[spec["type"]] for name, spec in options.items()} == filters.SERVICE_KEYS
+
+
+def test_failure_reason_of_a_command_is_its_last_error_line() -> None:
+    result = {
+        "rc": 4,
+        "msg": "non-zero return code",
+        "stdout": '{"command": "lint", "exit_code": 4}',
+        "stderr": "\nerror: 0109_call_log_timing.sql:4: adds-column wants 'table.column type'\n",
+    }
+    assert filters.failure_reason(result) == (
+        "exit code 4: error: 0109_call_log_timing.sql:4: adds-column wants 'table.column type'"
+    )
+    assert filters.failure_reason({"rc": 1, "msg": "non-zero return code"}) == "exit code 1"
