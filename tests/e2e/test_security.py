@@ -39,7 +39,9 @@ def deployed(module_stack: Stack) -> Deployed:
         runner = ansible_runner.run(**args, verbosity=3)
         assert runner.rc == 0, runner.stdout.read()[-4000:]
         outputs[version] = runner.stdout.read()
-        artifacts += [path for path in Path(args["private_data_dir"]).rglob("*") if path.is_file()]
+        # What the run produced (events, stdout); env/ holds the extra vars the test passed in.
+        produced = Path(args["private_data_dir"]) / "artifacts"
+        artifacts += [path for path in produced.rglob("*") if path.is_file()]
     return Deployed(stack, outputs, artifacts)
 
 
@@ -63,9 +65,7 @@ def test_the_password_appears_nowhere_the_deploy_wrote(deployed: Deployed) -> No
     texts: dict[str, str] = {
         f"play output at -vvv ({v})": out for v, out in deployed.outputs.items()
     }
-    texts |= {
-        f"runner artifact {p.name}": p.read_text(errors="replace") for p in deployed.artifacts
-    }
+    texts |= {str(path): path.read_text(errors="replace") for path in deployed.artifacts}
     texts |= files_under(Path(stack.extravars["prosaas_reports_dir"]))
     texts |= files_under(stack.state_dir)
     for container in stack_containers(stack):
