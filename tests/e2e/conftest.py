@@ -35,6 +35,7 @@ from tests.conftest import (
     remove_stack,
     run_playbook,
 )
+from tests.e2e.reliability import write_if_complete
 
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
 INFRA_SERVICES = ("postgres", "redis")
@@ -96,6 +97,13 @@ def wait_until(
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reliability_doc() -> Iterator[None]:
+    """docs/reliability.md, from a session that ran the fault, bad-input and security suites."""
+    yield
+    write_if_complete()
 
 
 # --- One stack ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.e2e.conftest import APP_SERVICES, Stack
+from tests.e2e.reliability import RECORD
 
 
 def local_app_services() -> list[dict]:
@@ -79,6 +80,9 @@ CASES = [
 ]
 
 
+RECORD.bad_input_cases = len(CASES) + 1  # and the wrong vault password
+
+
 def not_failed(history: list[dict]) -> list[dict]:
     return [record for record in history if record["status"] != "failed"]
 
@@ -109,6 +113,7 @@ def test_bad_input_stops_before_anything_is_touched(
     stack.assert_app_healthy_on("v1")
     assert not stack.lock_path.exists(), stack.lock()
     assert not_failed(stack.history()) == not_failed(history)  # no release started or done
+    RECORD.bad_inputs[case.name] = line
 
 
 def test_a_wrong_vault_password_stops_before_any_task() -> None:
@@ -129,3 +134,4 @@ def test_a_wrong_vault_password_stops_before_any_task() -> None:
     assert errors, result.stderr
     assert "Decryption failed" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+    RECORD.bad_inputs["a wrong vault password (staging inventory)"] = errors[0].strip()

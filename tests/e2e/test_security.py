@@ -16,6 +16,7 @@ import yaml
 
 from tests.conftest import ROOT, playbook_args
 from tests.e2e.conftest import Stack
+from tests.e2e.reliability import RECORD
 
 PASSWORD = f"Sekr3t-{uuid.uuid4().hex[:12]}"
 ROOT_USERS = ("", "0", "root", "0:0")
@@ -76,6 +77,7 @@ def test_the_password_appears_nowhere_the_deploy_wrote(deployed: Deployed) -> No
 
     assert len(texts) > 20, sorted(texts)  # outputs, artifacts, reports, state, containers
     assert found == [], f"the password was found in: {found}"
+    RECORD.secrets.update(searched=len(texts), found=len(found))
 
 
 def test_the_migrator_log_shows_the_dsn_redacted(deployed: Deployed) -> None:
