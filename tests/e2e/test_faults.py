@@ -192,6 +192,8 @@ class Fault:
     cause: tuple[str, ...]  # words the failure line must contain
     inject: Callable[[FaultStack], DeployRun]
     runbook: str = ""  # RUNBOOK.md entry that recovers, when the flow cannot by itself
+    # The runbook entry's commands, or (no runbook) putting v1 back after a row whose
+    # failure left another release running.
     recover: Callable[[FaultStack, DeployRun], None] | None = None
     recorded: bool = True  # the failure came after the lock: it is in the history
     touched: bool = True  # False: the app containers must be the same ones after the failure
@@ -388,7 +390,7 @@ FAULTS = [
           image_missing, recorded=False, touched=False),
     Fault("a service never healthy", "start", ("start", "not healthy"), service_never_healthy),
     Fault("redis never healthy", "infra", ("infra", "redis", "not healthy"), redis_never_healthy,
-          runbook="A service never turns healthy", recover=redeploy_v1_with_the_inventory),
+          runbook="An infra service never turns healthy", recover=redeploy_v1_with_the_inventory),
     Fault("SIGINT to ansible-playbook", "migrate", ("stale deploy lock", "not running"),
           sigint_in_migrate,
           runbook="Deploy killed mid-way", recover=rollback_breaking_the_stale_lock),
@@ -397,7 +399,7 @@ FAULTS = [
           runbook="Deploy killed mid-way", recover=rollback_breaking_the_stale_lock),
     # The first deploy goes on and replaces the containers: only the refusal is checked.
     Fault("two deploys at once", "lock", ("another deploy",), two_deploys,
-          recorded=False, runbook="Another deploy is running",
+          recorded=False,
           recover=back_to_v1_after_the_first_deploy),
     Fault("a stale lock", "lock", ("stale deploy lock",), stale_lock, recorded=False,
           touched=False, runbook="Stale deploy lock", recover=deploy_breaking_the_stale_lock),
@@ -457,7 +459,7 @@ def test_fault(from_v1: FaultStack, fault: Fault) -> None:
         fault=fault.name,
         phase=fault.phase,
         failure=line.strip(),
-        recovered_by=f"runbook: {fault.runbook}" if fault.recover else "flow",
+        recovered_by=f"runbook: {fault.runbook}" if fault.runbook else "flow",
         history=f"failed: {record['reason']}" if record else "not recorded",
         rows_lost=rows_before[0] - rows_after[0],
     )
