@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ from tests.conftest import (
     run_playbook,
 )
 from tests.e2e.reliability import write_if_complete
+from tests.engines import Engine, EngineError
 
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
 INFRA_SERVICES = ("postgres", "redis")
@@ -243,6 +245,42 @@ def module_stack(
         yield Stack(docker_engine, isolated.prefix, isolated.extravars, base)
     finally:
         remove_stack(docker_engine, isolated.prefix)
+
+
+# --- A second engine ----------------------------------------------------------------
+
+# What a stack on another engine needs: the demo images (copied, never pulled).
+STACK_IMAGES = [
+    "prosaas-demo/app:v1",
+    "prosaas-demo/app:v2",
+    "prosaas-demo/migrate:v1",
+    "prosaas-demo/migrate:v2",
+    "prosaas-demo/postgres:15",
+    "prosaas-demo/redis:7",
+]
+
+
+@pytest.fixture(scope="session")
+def second_engine(demo_images: list[str], tmp_path_factory) -> Iterator[Engine]:
+    """A dockerd of its own (socket, data root, address pool) with the demo images."""
+    engine = Engine(tmp_path_factory.mktemp("engine"), "10.213.0.0/16")
+    try:
+        engine.start()
+        engine.allow_forwarding()
+        engine.load_images(STACK_IMAGES)
+    except (EngineError, OSError, subprocess.CalledProcessError) as exc:
+        engine.remove()
+        pytest.fail(f"could not run a second Docker engine: {exc}")
+    yield engine
+    engine.remove()
+
+
+def stack_on(engine: Engine, base: Path) -> Stack:
+    """An isolated stack (as make_stack) whose containers run on ENGINE."""
+    client = engine.client()
+    isolated = make_stack(client, base)
+    extravars = {**isolated.extravars, "prosaas_docker_host": engine.host}
+    return Stack(client, isolated.prefix, extravars, base)
 
 
 # --- Test-only images -----------------------------------------------------------------

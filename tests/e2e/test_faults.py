@@ -31,9 +31,10 @@ import docker
 import pytest
 import yaml
 
-from tests.conftest import ROOT, playbook_args
-from tests.e2e.conftest import APP_SERVICES, DeployRun, Stack, wait_until
+from tests.conftest import ROOT, playbook_args, remove_stack
+from tests.e2e.conftest import APP_SERVICES, DeployRun, Stack, stack_on, wait_until
 from tests.e2e.reliability import RECORD, Observed
+from tests.engines import Engine
 from tests.pg_cluster import free_loopback_port
 
 SEED_ROWS = 2_000
@@ -135,6 +136,7 @@ def dead_pid() -> int:
 class FaultStack:
     stack: Stack
     client: docker.DockerClient
+    engine: Engine | None = None  # set when the stack has an engine of its own to restart
 
     def checksum(self) -> tuple[int, str]:
         with self.stack.connect(autocommit=True) as conn:
@@ -167,19 +169,34 @@ class FaultStack:
         return self.stack.container(service)
 
 
-@pytest.fixture(scope="module")
-def faults(
-    module_stack: Stack, docker_engine: docker.DockerClient, unhealthy_app_image: str
-) -> FaultStack:
-    module_stack.deploy_ok("v1")
-    with module_stack.connect(autocommit=True) as conn:
+def seeded_v1(stack: Stack) -> Stack:
+    """STACK with v1 deployed and SEED_ROWS rows in call_log."""
+    stack.deploy_ok("v1")
+    with stack.connect(autocommit=True) as conn:
         conn.execute(
             "INSERT INTO call_log (call_sid, from_number, status, duration)"
             " SELECT 'seed-' || n, '+1555' || n, 'completed', n %% 600"
             " FROM generate_series(1, %s) AS n",
             (SEED_ROWS,),
         )
-    return FaultStack(module_stack, docker_engine)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def faults(
+    module_stack: Stack, docker_engine: docker.DockerClient, unhealthy_app_image: str
+) -> FaultStack:
+    return FaultStack(seeded_v1(module_stack), docker_engine)
+
+
+@pytest.fixture(scope="module")
+def engine_faults(second_engine: Engine, tmp_path_factory) -> Iterator[FaultStack]:
+    """A stack alone on the second engine, which its rows restart."""
+    stack = stack_on(second_engine, tmp_path_factory.mktemp("engine-stack"))
+    try:
+        yield FaultStack(seeded_v1(stack), stack.client, second_engine)
+    finally:
+        remove_stack(stack.client, stack.prefix)
 
 
 # --- rows ------------------------------------------------------------------------------
@@ -194,7 +211,8 @@ class Fault:
     runbook: str = ""  # RUNBOOK.md entry that recovers, when the flow cannot by itself
     # The runbook entry's commands, or (no runbook) putting v1 back after a row whose
     # failure left another release running.
-    recover: Callable[[FaultStack, DeployRun], None] | None = None
+    # Returns False when the flow had already recovered and nothing was run.
+    recover: Callable[[FaultStack, DeployRun], bool | None] | None = None
     recorded: bool = True  # the failure came after the lock: it is in the history
     touched: bool = True  # False: the app containers must be the same ones after the failure
 
@@ -318,6 +336,23 @@ def sigkill_in_start(s: FaultStack) -> DeployRun:
     return killed_at(s, "Enter the start phase", signal.SIGKILL)
 
 
+def engine_restarted_at(task: str) -> Callable[[FaultStack], DeployRun]:
+    def inject(s: FaultStack) -> DeployRun:
+        assert s.engine is not None
+        return deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, s.engine.restart)])
+
+    return inject
+
+
+def rollback_if_still_down(s: FaultStack, _: DeployRun) -> bool:
+    """RUNBOOK.md "Rollback failed" when the flow's own rollback could not reach the engine."""
+    if s.runs_v1():
+        return False
+    run = s.stack.play("playbooks/rollback.yml", "v2")
+    assert run.rc == 0, run.describe()
+    return True
+
+
 def rollback_breaking_the_stale_lock(s: FaultStack, _: DeployRun) -> None:
     run = s.stack.play("playbooks/rollback.yml", "v2", prosaas_break_stale_lock=True)
     assert run.rc == 0, run.describe()
@@ -415,7 +450,17 @@ def fault_id(fault: Fault) -> str:
     return f"{fault.phase}: {fault.name}"
 
 
-RECORD.fault_rows = len(FAULTS)
+# Run on a stack alone on the second engine (tests.engines), which they restart.
+ENGINE_FAULTS = [
+    Fault("Docker engine restarted", "stop", ("engine",),
+          engine_restarted_at("Stop the app services gracefully, all at once"),
+          runbook="Rollback failed", recover=rollback_if_still_down),
+    Fault("Docker engine restarted", "start", ("engine",),
+          engine_restarted_at("Enter the start phase"),
+          runbook="Rollback failed", recover=rollback_if_still_down),
+]  # fmt: skip
+
+RECORD.fault_rows = len(FAULTS) + len(ENGINE_FAULTS)
 RECORD.seed_rows = SEED_ROWS
 
 
@@ -427,9 +472,26 @@ def from_v1(faults: FaultStack) -> Iterator[FaultStack]:
         faults.stack.lock_path.unlink()
 
 
+@pytest.fixture
+def engine_from_v1(engine_faults: FaultStack) -> Iterator[FaultStack]:
+    engine_faults.reset_to_v1()
+    yield engine_faults
+    with contextlib.suppress(FileNotFoundError):
+        engine_faults.stack.lock_path.unlink()
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=fault_id)
 def test_fault(from_v1: FaultStack, fault: Fault) -> None:
-    s = from_v1
+    check_fault(from_v1, fault)
+
+
+@pytest.mark.parametrize("fault", ENGINE_FAULTS, ids=fault_id)
+def test_engine_fault(engine_from_v1: FaultStack, fault: Fault) -> None:
+    check_fault(engine_from_v1, fault)
+
+
+def check_fault(s: FaultStack, fault: Fault) -> None:
+    """Inject FAULT into a v2 deploy on S, recover, check what every row promises, record."""
     rows_before = s.checksum()
     ids_before = {service: s.container(service).id for service in APP_SERVICES}
     history_before = len(s.stack.history())
@@ -443,8 +505,8 @@ def test_fault(from_v1: FaultStack, fault: Fault) -> None:
         assert word in line, f"{word!r} not in the failure line {line!r}"
     if not fault.touched:
         assert {service: s.container(service).id for service in APP_SERVICES} == ids_before
-    if fault.recover is not None:
-        fault.recover(s, run)
+    needed = fault.recover(s, run) if fault.recover is not None else False
+    by_runbook = bool(fault.runbook) and needed is not False
     s.stack.assert_app_healthy_on("v1")
     assert not s.stack.lock_path.exists(), s.stack.lock()
     rows_after = s.checksum()
@@ -459,7 +521,7 @@ def test_fault(from_v1: FaultStack, fault: Fault) -> None:
         fault=fault.name,
         phase=fault.phase,
         failure=line.strip(),
-        recovered_by=f"runbook: {fault.runbook}" if fault.runbook else "flow",
+        recovered_by=f"runbook: {fault.runbook}" if by_runbook else "flow",
         history=f"failed: {record['reason']}" if record else "not recorded",
         rows_lost=rows_before[0] - rows_after[0],
     )
