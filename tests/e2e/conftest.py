@@ -263,7 +263,7 @@ STACK_IMAGES = [
 @pytest.fixture(scope="session")
 def second_engine(demo_images: list[str], tmp_path_factory) -> Iterator[Engine]:
     """A dockerd of its own (socket, data root, address pool) with the demo images."""
-    engine = Engine(tmp_path_factory.mktemp("engine"), "10.213.0.0/16")
+    engine = Engine(tmp_path_factory.mktemp("engine"), "10.213.0.0/16", "pdtest0", "10.214.0.1/24")
     try:
         engine.start()
         engine.allow_forwarding()
