@@ -17,10 +17,11 @@ DOCUMENTATION = r"""
 action: notify_webhook
 short_description: Post a deploy event to a chat webhook, never failing the play
 description:
-  - Posts C({"text": ...}) (what Slack's incoming webhooks and their clones take) with the
-    event's fields beside it under C(prosaas). The text is one line, for example
-    C(prosaas deploy of release 20261124T120000Z-v2 (v2) failed after 41.3 s: migrate ...).
-  - The URL is a secret (it carries the webhook's token): it is never in the result or in a
+  - >-
+    Posts C({"text": ...}), what Slack's incoming webhooks and their clones take, with
+    the event's fields beside it under C(prosaas). The text is one line, for example
+    C(prosaas deploy of release 20261124T120000Z-v2 (v2\) failed after 41.3 s: migrate ...).
+  - The URL is a secret (it carries the webhook's token), so it is never in the result or in a
     message, only its host.
   - A webhook that fails or does not answer within O(timeout) gives a warning and
     C(sent=false); the task itself never fails. In check mode nothing is sent.
