@@ -212,15 +212,16 @@ class Spread:
     high: float
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> Spread | None:
+    def of(cls, values: Sequence[float], ndigits: int = 1) -> Spread | None:
+        """None for no values; the median rounded to NDIGITS."""
         if not values:
             return None
-        return cls(round(statistics.median(values), 1), min(values), max(values))
+        return cls(round(statistics.median(values), ndigits), min(values), max(values))
 
-    def text(self) -> str:
+    def text(self, digits: int = 1) -> str:
         if self.low == self.high:
-            return f"{self.median:,.1f}"
-        return f"{self.median:,.1f} ({self.low:,.1f}-{self.high:,.1f})"
+            return f"{self.median:,.{digits}f}"
+        return f"{self.median:,.{digits}f} ({self.low:,.{digits}f}-{self.high:,.{digits}f})"
 
 
 @dataclass(frozen=True)

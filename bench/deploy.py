@@ -49,6 +49,7 @@ import docker
 from common import (
     ROOT,
     BenchError,
+    Spread,
     Target,
     command_line,
     default_out,
@@ -651,20 +652,6 @@ def measure(way: Way, run: int) -> RunResult:
 
 
 @dataclass(frozen=True)
-class Spread:
-    median: float
-    low: float
-    high: float
-
-    @classmethod
-    def of(cls, values: list[float]) -> Spread:
-        return cls(round(statistics.median(values), 3), min(values), max(values))
-
-    def text(self, digits: int = 1) -> str:
-        return f"{self.median:.{digits}f} ({self.low:.{digits}f}-{self.high:.{digits}f})"
-
-
-@dataclass(frozen=True)
 class WaySummary:
     """The figures of one way over its runs that succeeded (None when none did)."""
 
@@ -700,7 +687,7 @@ def ratio(value: Spread | None, floor: Spread | None) -> float | None:
 
 
 def spread_of(values: list[float]) -> Spread | None:
-    return Spread.of(values) if values else None
+    return Spread.of(values, ndigits=3)
 
 
 def summarise_way(way: str, runs: list[RunResult], failures: int) -> WaySummary:
