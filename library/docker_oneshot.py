@@ -181,9 +181,8 @@ from ansible.module_utils.prosaas_docker import (
     docker_argument_spec,
     docker_client,
     find_container,
-    find_image_id,
-    missing_image,
     one_line,
+    require_image_id,
 )
 from ansible.module_utils.prosaas_spec import MANAGED_BY, MANAGED_LABEL
 
@@ -254,10 +253,9 @@ class OneshotRunner:
     # --- checks (read only, also in check mode) ------------------------------------------
 
     def image_id(self) -> str:
-        found = find_image_id(self.client, self.params["image"])
-        if found is None:
-            self.fail(missing_image(self.params["image"], self.params["docker_host"]))
-        return found or ""
+        return require_image_id(
+            self.client, self.params["image"], self.params["docker_host"], self.fail
+        )
 
     def check_network(self) -> None:
         network = self.params["network"]

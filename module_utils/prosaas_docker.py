@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -75,6 +76,16 @@ def find_image_id(client: docker.DockerClient, reference: str) -> str | None:
 
 def missing_image(reference: str, docker_host: str) -> str:
     return f"image {reference} not found on the engine at {docker_host}: build or pull it first"
+
+
+def require_image_id(
+    client: docker.DockerClient, reference: str, docker_host: str, fail: Callable[[str], Any]
+) -> str:
+    """The ID of image REFERENCE; FAIL (which ends the module) says so when it is missing."""
+    found = find_image_id(client, reference)
+    if found is None:
+        fail(missing_image(reference, docker_host))
+    return found or ""
 
 
 def last_health_output(state: dict[str, Any]) -> str:

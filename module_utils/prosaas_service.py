@@ -9,8 +9,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prosaas_docker import (
     find_container,
-    find_image_id,
-    missing_image,
+    require_image_id,
     wait_ready,
 )
 from ansible.module_utils.prosaas_spec import (
@@ -101,10 +100,9 @@ class ServiceManager:
             container.remove(force=True)
 
     def image_id(self) -> str:
-        found = find_image_id(self.client, self.params["image"])
-        if found is None:
-            self.fail(missing_image(self.params["image"], self.params["docker_host"]))
-        return found or ""
+        return require_image_id(
+            self.client, self.params["image"], self.params["docker_host"], self.fail
+        )
 
     def ensure_network(self) -> None:
         network = self.params["network"]
