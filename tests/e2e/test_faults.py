@@ -321,11 +321,23 @@ def killed_at(s: FaultStack, task: str, signum: int) -> DeployRun:
     def kill() -> None:
         group = os.getpgid(deploy_pid(s.stack))
         assert group != os.getpgrp(), "ansible-playbook shares the tests' process group"
-        os.killpg(group, signum)
+        threading.Thread(target=signal_until_gone, args=(group, signum), daemon=True).start()
 
     killed = deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, kill)])
     assert killed.rc != 0, killed.describe()
     return s.stack.deploy("v2")
+
+
+def signal_until_gone(group: int, signum: int, presses: int = 20) -> None:
+    """Send SIGNUM to GROUP every half second until no process of it is left, as an operator
+    presses Ctrl-C again: Python drops a KeyboardInterrupt raised inside a weakref callback
+    ("Exception ignored in ..."), so one SIGINT does not always stop ansible-playbook."""
+    for _ in range(presses):
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
 
 
 def sigint_in_migrate(s: FaultStack) -> DeployRun:
