@@ -183,6 +183,70 @@ def inventory_problems(lists: dict[str, Any], pins: Any, pinned: str) -> list[st
     return problems + pin_problems(pins, lists.get(pinned))
 
 
+def services_on_host(
+    services: list[dict[str, Any]], service_groups: dict[str, str], host_groups: list[str]
+) -> list[dict[str, Any]]:
+    """The SERVICES a host in HOST_GROUPS runs: all of them when SERVICE_GROUPS (service name
+    -> inventory group) is empty, as on a one-host inventory; else those of its groups."""
+    if not service_groups:
+        return services
+    return [service for service in services if service_groups.get(service["name"]) in host_groups]
+
+
+def _group_problems(service_groups: dict[Any, Any], names: list[str], groups: dict) -> list[str]:
+    problems = [
+        f"prosaas_service_groups names '{name}', which is not a service ({', '.join(names)})"
+        for name in service_groups
+        if name not in names
+    ]
+    problems += [
+        f"prosaas_service_groups has no group for '{name}': name the inventory group whose"
+        " hosts run it"
+        for name in names
+        if name not in service_groups
+    ]
+    problems += [
+        f"prosaas_service_groups puts '{name}' on the group '{group}', which has no host"
+        " in the inventory"
+        for name, group in service_groups.items()
+        if name in names and not groups.get(group)
+    ]
+    return problems
+
+
+def placement_problems(service_groups: Any, lists: dict[str, Any], groups: dict) -> list[str]:
+    """One line per problem of SERVICE_GROUPS (service name -> inventory group): every service
+    of the service LISTS (variable name -> list) needs a group with hosts in GROUPS, unless
+    SERVICE_GROUPS is empty."""
+    if not isinstance(service_groups, dict):
+        return [
+            f"prosaas_service_groups is {_kind_of(service_groups)}, it must map service names"
+            " to inventory groups"
+        ]
+    if not service_groups:
+        return []
+    services = [entry for value in lists.values() if isinstance(value, list) for entry in value]
+    names = [str(entry.get("name")) for entry in services if isinstance(entry, dict)]
+    return _group_problems(service_groups, names, groups)
+
+
+def run_problems(migration_host: Any, play_hosts: list[str], batch_size: Any) -> list[str]:
+    """Problems of the host the migration runs on (one of PLAY_HOSTS) and of how many hosts
+    start at once."""
+    problems = []
+    if migration_host not in play_hosts:
+        problems.append(
+            f"prosaas_migration_host '{migration_host}' is not a host of this run"
+            f" ({', '.join(play_hosts)}): name one of them, or widen --limit"
+        )
+    if not str(batch_size).isdigit() or isinstance(batch_size, bool | float):  # -e gives "2"
+        problems.append(
+            f"prosaas_start_batch_size is {batch_size!r}, it must be a whole number of hosts"
+            " (0: all at once)"
+        )
+    return problems
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -194,4 +258,7 @@ class FilterModule:
             "failure_reason": failure_reason,
             "last_json_line": last_json_line,
             "inventory_problems": inventory_problems,
+            "placement_problems": placement_problems,
+            "run_problems": run_problems,
+            "services_on_host": services_on_host,
         }

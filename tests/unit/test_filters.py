@@ -132,3 +132,58 @@ def test_failure_reason_of_a_command_is_its_last_error_line() -> None:
         "exit code 4: error: 0109_call_log_timing.sql:4: adds-column wants 'table.column type'"
     )
     assert filters.failure_reason({"rc": 1, "msg": "non-zero return code"}) == "exit code 1"
+
+
+PLACED = {"redis": "prosaas_infra", "prosaas-api": "prosaas_api", "worker": "prosaas_worker"}
+PLACED_SERVICES = [{"name": name, "image": "x"} for name in PLACED]
+INVENTORY_GROUPS = {
+    "prosaas_infra": ["db1"],
+    "prosaas_api": ["api1", "api2"],
+    "prosaas_worker": ["api2"],
+    "prosaas_calls": [],
+}
+
+
+def test_services_on_host_follow_the_groups_of_the_host() -> None:
+    on_api2 = filters.services_on_host(
+        PLACED_SERVICES, PLACED, ["prosaas", "prosaas_api", "prosaas_worker"]
+    )
+    assert [service["name"] for service in on_api2] == ["prosaas-api", "worker"]
+    assert filters.services_on_host(PLACED_SERVICES, PLACED, ["prosaas"]) == []
+    # No placement: one host runs everything.
+    assert filters.services_on_host(PLACED_SERVICES, {}, ["prosaas"]) == PLACED_SERVICES
+
+
+def test_placement_problems_accept_a_placed_inventory() -> None:
+    assert (
+        filters.placement_problems(PLACED, {"x": PLACED_SERVICES, "y": "bad"}, INVENTORY_GROUPS)
+        == []
+    )
+    assert filters.placement_problems({}, {"x": PLACED_SERVICES}, {}) == []
+    assert filters.run_problems("db1", ["db1", "api1"], 1) == []
+    assert filters.run_problems("db1", ["db1"], "0") == []
+
+
+def test_placement_problems_name_the_variable_and_the_fix() -> None:
+    placed = {"redis": "prosaas_infra", "prosaas-api": "prosaas_calls", "wrker": "prosaas_worker"}
+    assert filters.placement_problems(placed, {"x": PLACED_SERVICES}, INVENTORY_GROUPS) == [
+        "prosaas_service_groups names 'wrker', which is not a service (redis, prosaas-api, worker)",
+        "prosaas_service_groups has no group for 'worker': name the inventory group whose hosts"
+        " run it",
+        "prosaas_service_groups puts 'prosaas-api' on the group 'prosaas_calls', which has no"
+        " host in the inventory",
+    ]
+    assert filters.placement_problems(["redis"], {}, {}) == [
+        "prosaas_service_groups is a list, it must map service names to inventory groups"
+    ]
+
+
+def test_run_problems_name_the_variable_and_the_fix() -> None:
+    assert filters.run_problems("db2", ["db1", "api1"], -1) == [
+        "prosaas_migration_host 'db2' is not a host of this run (db1, api1): name one of them,"
+        " or widen --limit",
+        "prosaas_start_batch_size is -1, it must be a whole number of hosts (0: all at once)",
+    ]
+    assert filters.run_problems("db1", ["db1"], 1.5) == [
+        "prosaas_start_batch_size is 1.5, it must be a whole number of hosts (0: all at once)"
+    ]
