@@ -260,17 +260,23 @@ STACK_IMAGES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def second_engine(demo_images: list[str], tmp_path_factory) -> Iterator[Engine]:
-    """A dockerd of its own (socket, data root, address pool) with the demo images."""
-    engine = Engine(tmp_path_factory.mktemp("engine"), "10.213.0.0/16", "pdtest0", "10.214.0.1/24")
+def running_engine(engine: Engine, images: list[str]) -> Engine:
+    """ENGINE started, its containers let through, IMAGES copied in; a failure fails the test."""
     try:
         engine.start()
         engine.allow_forwarding()
-        engine.load_images(STACK_IMAGES)
+        engine.load_images(images)
     except (EngineError, OSError, subprocess.CalledProcessError) as exc:
         engine.remove()
-        pytest.fail(f"could not run a second Docker engine: {exc}")
+        pytest.fail(f"could not run a Docker engine of its own at {engine.host}: {exc}")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def second_engine(demo_images: list[str], tmp_path_factory) -> Iterator[Engine]:
+    """A dockerd of its own (socket, data root, address pool) with the demo images."""
+    root = tmp_path_factory.mktemp("engine")
+    engine = running_engine(Engine(root, "10.213.0.0/16", "pdtest0", "10.214.0.1/24"), STACK_IMAGES)
     yield engine
     engine.remove()
 

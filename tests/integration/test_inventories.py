@@ -38,7 +38,8 @@ def resolved(name: str, expression: str) -> object:
         capture_output=True, text=True, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(json.loads(result.stdout.split("=>", 1)[1])["msg"])
+    first_host = result.stdout.splitlines()[0]
+    return json.loads(json.loads(first_host.split("=>", 1)[1])["msg"])
 
 
 @pytest.mark.parametrize("name", REMOTE)
