@@ -37,13 +37,16 @@ def normalize_port(entry: str) -> str:
 
 
 def ports_for_sdk(ports: list[str]) -> dict[str, Any]:
-    """Canonical port entries in the shape docker-py's ``ports=`` takes."""
-    bindings: dict[str, Any] = {}
+    """Canonical port entries in the shape docker-py's ``ports=`` takes; a container port
+    published more than once (on two addresses, say) gets the list of its bindings."""
+    bindings: dict[str, list[Any]] = {}
     for entry in ports:
         ip, host, container = entry.rsplit(":", 2)
         host_port = int(host) if host else None
-        bindings[container] = (ip.strip("[]"), host_port) if ip else host_port
-    return bindings
+        bindings.setdefault(container, []).append((ip.strip("[]"), host_port) if ip else host_port)
+    return {
+        port: targets[0] if len(targets) == 1 else targets for port, targets in bindings.items()
+    }
 
 
 def normalize_volume(entry: str) -> str:

@@ -132,28 +132,30 @@ def write_inventory(folder: Path, engines: dict[str, str], base: Path, reach: st
                 "prosaas_calls": {"hosts": {"calls1": host_vars["calls1"]}},
                 "prosaas_worker": {"hosts": {"worker1": host_vars["worker1"]}},
             },
-            "vars": {
-                "prosaas_service_groups": {
-                    "postgres": "prosaas_infra",
-                    "redis": "prosaas_infra",
-                    "prosaas-api": "prosaas_api",
-                    "prosaas-calls": "prosaas_calls",
-                    "worker": "prosaas_worker",
-                },
-                "prosaas_migration_host": "infra1",
-                "prosaas_start_batch_size": 1,
-                "prosaas_infra_services": infra_services(reach, pg_port, redis_port),
-                "prosaas_database_host": reach,
-                "prosaas_database_port": pg_port,
-                "prosaas_app_env": {
-                    "RUN_MIGRATIONS_ON_START": "0",
-                    "RUN_MIGRATIONS": "0",
-                    "REDIS_URL": f"redis://{reach}:{redis_port}/0",
-                },
-            },
         }
     }
+    # group_vars/prosaas.yml: above group_vars/all (the local inventory's) in precedence.
+    group_vars = {
+        "prosaas_service_groups": {
+            "postgres": "prosaas_infra",
+            "redis": "prosaas_infra",
+            "prosaas-api": "prosaas_api",
+            "prosaas-calls": "prosaas_calls",
+            "worker": "prosaas_worker",
+        },
+        "prosaas_migration_host": "infra1",
+        "prosaas_start_batch_size": 1,
+        "prosaas_infra_services": infra_services(reach, pg_port, redis_port),
+        "prosaas_database_host": reach,
+        "prosaas_database_port": pg_port,
+        "prosaas_app_env": {
+            "RUN_MIGRATIONS_ON_START": "0",
+            "RUN_MIGRATIONS": "0",
+            "REDIS_URL": f"redis://{reach}:{redis_port}/0",
+        },
+    }
     (folder / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    (folder / "group_vars" / "prosaas.yml").write_text(yaml.safe_dump(group_vars))
     return folder
 
 
@@ -175,10 +177,12 @@ def hosts(
     clients = {"infra1": docker_engine, "calls1": second_engine.client()}
     clients["worker1"] = third_engine.client()
     reach = second_engine.bridge_address.split("/")[0]
+    extravars = isolated_extravars(prefix, base)
+    del extravars["prosaas_state_dir"]  # each host has its own, in the inventory
     many = ManyHosts(
         clients,
         prefix,
-        isolated_extravars(prefix, base),
+        extravars,
         write_inventory(base / "inventory", engines, base, reach),
         base,
         reach,
@@ -196,15 +200,26 @@ def stats(runner: ansible_runner.Runner) -> dict[str, dict[str, int]]:
     return {host: host_stats(runner, host) for host in HOSTS}
 
 
-def task_runs(runner: ansible_runner.Runner, task: str) -> list[dict]:
-    """event_data of every host's result of TASK, in the order they ended."""
-    return [
-        event["event_data"]
-        for event in runner.events
-        if event.get("event") in ("runner_on_ok", "runner_on_failed")
-        and event["event_data"].get("task") == task
-        and not event["event_data"].get("res", {}).get("skipped")
-    ]
+def phase_runs(runner: ansible_runner.Runner, phase: str, task: str) -> list[dict]:
+    """event_data of every host's result of TASK in PHASE of deploy.yml, in the order they
+    ended (skipped hosts left out), each with "failed" set."""
+    runs, inside = [], False
+    for event in runner.events:
+        data = event.get("event_data", {})
+        if event.get("event") == "playbook_on_task_start":
+            name = data.get("task", "")
+            if name == f"Enter the {phase} phase":
+                inside = True
+            elif name.startswith("Enter the ") or name == "Note why the deploy failed":
+                inside = False
+        elif (
+            inside
+            and event.get("event") in ("runner_on_ok", "runner_on_failed")
+            and data.get("task") == task
+            and not data.get("res", {}).get("skipped")
+        ):
+            runs.append({**data, "failed": event["event"] == "runner_on_failed"})
+    return runs
 
 
 def break_v2_health_on(engine: Engine) -> None:
@@ -239,15 +254,12 @@ def test_a_failure_on_one_host_mid_start_rolls_back_every_host(
     output = run.stdout.read()
     assert run.rc != 0, output[-6000:]
     # infra1 and calls1 started v2 healthy in the first two batches; worker1 failed in the third.
-    started = [
-        (data["host"], data["res"].get("failed", False)) for data in task_runs(run, START_TASK)
-    ]
-    assert [host for host, _ in started][:3] == list(HOSTS), started
-    assert [failed for _, failed in started][:3] == [False, False, True], started
+    started = [(data["host"], data["failed"]) for data in phase_runs(run, "start", START_TASK)]
+    assert started == [("infra1", False), ("calls1", False), ("worker1", True)]
     # Every host is back on v1, healthy; each recorded the same failed release.
     assert hosts.app_state() == dict.fromkeys(HOSTS, ("prosaas-demo/app:v1", "healthy"))
     failed = [hosts.history(host)[-1] for host in HOSTS]
-    assert {record["outcome"] for record in failed} == {"failed"}
+    assert {record["status"] for record in failed} == {"failed"}
     assert len({record["id"] for record in failed}) == 1, failed
     assert all("on worker1: " in record["reason"] for record in failed), failed
     assert not any(hosts.lock_exists(host) for host in HOSTS)
@@ -263,18 +275,18 @@ def test_deploy_migrates_once_and_starts_batch_by_batch(hosts: ManyHosts) -> Non
     assert all(host_stats["failures"] == 0 for host_stats in stats(run).values())
     assert hosts.app_state() == dict.fromkeys(HOSTS, ("prosaas-demo/app:v2", "healthy"))
     # The migration ran once, on infra1.
-    assert [data["host"] for data in task_runs(run, MIGRATE_TASK)] == ["infra1"]
+    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == ["infra1"]
     with hosts.connect() as conn:
         rows = conn.execute("SELECT count(*) FROM prosaas_schema_history WHERE version = 109")
         assert rows.fetchone()[0] == 1
     # One batch after the other: each host's start began after the one before it was healthy.
-    starts = task_runs(run, START_TASK)
+    starts = phase_runs(run, "start", START_TASK)
     assert [data["host"] for data in starts] == list(HOSTS)
     for before, after in itertools.pairwise(starts):
         assert after["start"] >= before["end"], (before["host"], after["host"])
     # One release id, succeeded on every host.
     records = [hosts.history(host)[-1] for host in HOSTS]
-    assert {record["outcome"] for record in records} == {"succeeded"}
+    assert {record["status"] for record in records} == {"succeeded"}
     assert len({record["id"] for record in records}) == 1, records
     reports = sorted(path.name for path in (hosts.base / "reports").glob("*.json"))
     release = records[0]["id"]

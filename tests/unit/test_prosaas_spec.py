@@ -53,6 +53,11 @@ def test_ports_for_sdk_keeps_host_ip_and_port() -> None:
     assert ports_for_sdk(canonical) == {"8000/tcp": ("127.0.0.1", 8080), "9000/tcp": None}
 
 
+def test_ports_for_sdk_keeps_every_binding_of_a_port_published_twice() -> None:
+    canonical = [normalize_port("127.0.0.1:5433:5432"), normalize_port("10.0.0.1:6543:5432")]
+    assert ports_for_sdk(canonical) == {"5432/tcp": [("127.0.0.1", 5433), ("10.0.0.1", 6543)]}
+
+
 def test_normalize_volume_defaults_to_read_write_and_rejects_relative_targets() -> None:
     assert normalize_volume("pgdata:/var/lib/postgresql/data") == (
         "pgdata:/var/lib/postgresql/data:rw"
