@@ -73,6 +73,24 @@ CASES = [
         ("wrker",),
     ),
     BadInput(
+        "placement: a service on a group the inventory does not have",
+        lambda _: {
+            "prosaas_service_groups": {
+                "postgres": "prosaas_infra",
+                "redis": "prosaas_infra",
+                "prosaas-api": "prosaas_api",
+                "prosaas-calls": "prosaas_api",
+                "worker": "prosaas_wrker",
+            }
+        },
+        ("prosaas_service_groups", "prosaas_wrker"),
+    ),
+    BadInput(
+        "placement: a migration host outside the run",
+        lambda _: {"prosaas_migration_host": "db9"},
+        ("prosaas_migration_host", "db9"),
+    ),
+    BadInput(
         "malformed migration header",
         lambda tmp: {"prosaas_migrations_dir": bad_header_migrations(tmp)},
         ("0109_call_log_timing.sql", "adds-column"),
