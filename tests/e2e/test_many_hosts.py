@@ -63,11 +63,14 @@ class ManyHosts:
     base: Path
     reach: str  # the address the hosts' containers reach infra1's published ports on
 
-    def deploy(self, version: str, **extra: Any) -> ansible_runner.Runner:
+    def play(self, playbook: str, version: str, **extra: Any) -> ansible_runner.Runner:
         args = playbook_args(
-            "deploy.yml", self.base, {**self.extravars, "prosaas_app_version": version, **extra}
+            playbook, self.base, {**self.extravars, "prosaas_app_version": version, **extra}
         )
         return ansible_runner.run(**{**args, "inventory": str(self.inventory)})
+
+    def deploy(self, version: str, **extra: Any) -> ansible_runner.Runner:
+        return self.play("deploy.yml", version, **extra)
 
     def container(self, host: str, service: str) -> Any:
         return self.clients[host].containers.get(f"{self.prefix}{service}")
@@ -300,3 +303,14 @@ def test_deploy_migrates_once_and_starts_batch_by_batch(hosts: ManyHosts) -> Non
         HOSTS, 0
     )
     wait_until(lambda: not any(hosts.lock_exists(host) for host in HOSTS), 5, "locks released")
+
+
+def test_status_reads_the_migrations_once_and_changes_nothing(hosts: ManyHosts) -> None:
+    run = hosts.play("playbooks/status.yml", "v2")
+    output = run.stdout.read()
+    assert run.rc == 0, output[-6000:]
+    assert {host: counts["changed"] for host, counts in stats(run).items()} == dict.fromkeys(
+        HOSTS, 0
+    )
+    assert output.count("migrations applied: ") == 1, output[-6000:]
+    assert output.count("migrations: read on the migration host") == 2, output[-6000:]
