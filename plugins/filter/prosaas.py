@@ -159,12 +159,17 @@ def service_problems(services: Any, variable: str) -> list[str]:
     return problems
 
 
+def _service_names(entries: list[Any]) -> list[str]:
+    """The names of the well-formed entries of a service list."""
+    return [str(entry.get("name")) for entry in entries if isinstance(entry, dict)]
+
+
 def pin_problems(pins: Any, services: Any) -> list[str]:
     """Pins (service name -> tag) that name no app service, or are not a mapping."""
     if not isinstance(pins, dict):
         return [f"prosaas_app_pins is {_kind_of(pins)}, it must map service names to tags"]
     entries = services if isinstance(services, list) else []
-    names = [str(entry.get("name")) for entry in entries if isinstance(entry, dict)]
+    names = _service_names(entries)
     return [
         f"prosaas_app_pins names '{pin}', which is not an app service ({', '.join(names)})"
         for pin in pins
@@ -226,7 +231,7 @@ def placement_problems(service_groups: Any, lists: dict[str, Any], groups: dict)
     if not service_groups:
         return []
     services = [entry for value in lists.values() if isinstance(value, list) for entry in value]
-    names = [str(entry.get("name")) for entry in services if isinstance(entry, dict)]
+    names = _service_names(services)
     return _group_problems(service_groups, names, groups)
 
 
