@@ -12,6 +12,10 @@ ensure_postgres_binaries() {
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_install postgresql
 }
 
+# What git sees before the run: the tests must leave the work tree as they found it.
+work_tree_status() { git -C "$PROSAAS_ROOT" status --porcelain 2>/dev/null || true; }
+tree_before=$(work_tree_status)
+
 ensure_venv
 ensure_postgres_binaries
 ensure_docker
@@ -26,3 +30,9 @@ ansible-lint --offline -q
 
 say "tests: pytest"
 python -m pytest "$@"
+
+tree_after=$(work_tree_status)
+if [ "$tree_after" != "$tree_before" ]; then
+    printf '%s\n' "$tree_after" >&2
+    die "the tests changed the work tree (above): write generated files under an ignored folder"
+fi

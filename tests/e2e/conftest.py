@@ -36,7 +36,7 @@ from tests.conftest import (
     remove_stack,
     run_playbook,
 )
-from tests.e2e.reliability import write_if_complete
+from tests.e2e.reliability import save_if_complete
 from tests.engines import Engine, EngineError
 
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
@@ -102,10 +102,10 @@ def wait_until(
 
 
 @pytest.fixture(scope="session", autouse=True)
-def reliability_doc() -> Iterator[None]:
-    """docs/reliability.md, from a session that ran the fault, bad-input and security suites."""
+def reliability_record() -> Iterator[None]:
+    """Save what the fault, bad-input and security suites saw (tests/e2e/reliability.py)."""
     yield
-    write_if_complete()
+    save_if_complete()
 
 
 # --- One stack ------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The reliability record: saved only when complete, rendered from the saved run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import reliability
+from tests.e2e.reliability import Observed, Record
+
+
+@pytest.fixture
+def record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Record:
+    record = Record(fault_rows=1, bad_input_cases=1, seed_rows=2_000)
+    monkeypatch.setattr(reliability, "RECORD", record)
+    monkeypatch.setattr(reliability, "LAST_RUN", tmp_path / "artifacts" / "reliability.json")
+    monkeypatch.setattr(reliability, "RELIABILITY_DOC", tmp_path / "reliability.md")
+    return record
+
+
+def complete(record: Record) -> None:
+    record.faults["stop-killed"] = Observed(
+        "killed", "stop", "deploy lock held | stale", "runbook: Deploy killed", "failed: x", 0
+    )
+    record.bad_inputs["unknown key"] = "prosaas_app_services[0]: unknown key 'imag'"
+    record.secrets.update(searched=12, found=0)
+
+
+def test_an_incomplete_run_is_not_saved(record: Record) -> None:
+    record.bad_inputs["unknown key"] = "a line"
+    assert reliability.save_if_complete() is False
+    assert not reliability.LAST_RUN.exists()
+
+
+def test_a_saved_run_renders_the_document_without_touching_it_before(record: Record) -> None:
+    complete(record)
+    assert reliability.save_if_complete() is True
+    assert not reliability.RELIABILITY_DOC.exists()
+
+    assert reliability.main() == 0
+    text = reliability.RELIABILITY_DOC.read_text()
+    assert f"that ended {record.finished}," in text
+    assert "| stop | killed | deploy lock held \\| stale | runbook: Deploy killed |" in text
+    assert "- faults tried: 1" in text
+    assert "- secrets found: 0" in text
+
+
+def test_rendering_with_no_saved_run_says_what_to_do(
+    record: Record, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reliability.main() == 1
+    assert "run scripts/test.sh first" in capsys.readouterr().err
