@@ -26,6 +26,7 @@ import ansible_runner
 import docker
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.conftest import (
     ROOT,
@@ -119,10 +120,17 @@ class Stack:
     prefix: str
     extravars: dict
     tmp_path: Path
+    # The migration lint runs in preflight only where a test is about what it refuses.
+    lint: bool = False
 
     # deploy runs
     def vars_for(self, version: str, **extra: Any) -> dict:
-        return {**self.extravars, "prosaas_app_version": version, **extra}
+        return {
+            **self.extravars,
+            "preflight_lint": self.lint,
+            "prosaas_app_version": version,
+            **extra,
+        }
 
     def play(self, playbook: str, version: str, **extra: Any) -> DeployRun:
         """Run PLAYBOOK (deploy.yml or a runbook one) on this stack with VERSION's images."""
@@ -225,12 +233,126 @@ def stack(
     return Stack(docker_engine, isolated_stack.prefix, isolated_stack.extravars, tmp_path)
 
 
+# --- The v1 baseline: one v1 deploy shared by the tests that start from v1 ---------------
+
+SCHEMA_SQL = {
+    "tables": "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+    "columns": """
+        SELECT table_name || '.' || column_name FROM information_schema.columns
+        WHERE table_schema = 'public'""",
+    "indexes": "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'",
+}
+
+
+@dataclass
+class Snapshot:
+    """What a stack looked like right after its v1 deploy: state files, schema, containers."""
+
+    state: dict[str, bytes]
+    schema: dict[str, set[str]]
+    versions: list[int]
+    release: dict
+
+
+def read_schema(conn: psycopg.Connection) -> dict[str, set[str]]:
+    return {kind: {row[0] for row in conn.execute(query)} for kind, query in SCHEMA_SQL.items()}
+
+
+def take_snapshot(stack: Stack) -> Snapshot:
+    state = {path.name: path.read_bytes() for path in stack.state_dir.iterdir() if path.is_file()}
+    with stack.connect(autocommit=True) as conn:
+        schema = read_schema(conn)
+    return Snapshot(state, schema, stack.applied_versions(), stack.release("v1"))
+
+
+def restore_state_dir(stack: Stack, snapshot: Snapshot) -> None:
+    """The state folder as it was: the history of one v1 release, no lock, no other file."""
+    for path in stack.state_dir.iterdir():
+        if path.is_file() and path.name not in snapshot.state:
+            path.unlink()
+    for name, content in snapshot.state.items():
+        (stack.state_dir / name).write_bytes(content)
+    shutil.rmtree(stack.extravars["prosaas_reports_dir"], ignore_errors=True)
+
+
+def restore_schema(stack: Stack, snapshot: Snapshot) -> None:
+    """Drop what the test added to the schema, forget migrations after v1's, empty call_log."""
+    wanted = snapshot.schema
+    with stack.connect(autocommit=True) as conn:
+        found = read_schema(conn)
+        for table in sorted(found["tables"] - wanted["tables"]):
+            conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(table)))
+        for index in sorted(found["indexes"] - wanted["indexes"]):
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+        for column in sorted(found["columns"] - wanted["columns"]):
+            table, name = column.split(".", 1)
+            if table in wanted["tables"]:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(
+                        sql.Identifier(table), sql.Identifier(name)
+                    )
+                )
+        conn.execute(
+            "DELETE FROM prosaas_schema_history WHERE NOT version = ANY(%s)", (snapshot.versions,)
+        )
+        conn.execute("TRUNCATE call_log RESTART IDENTITY")
+        assert read_schema(conn) == wanted, "the v1 schema could not be restored"
+
+
+def runs_release(stack: Stack, release: dict) -> bool:
+    """Whether the app services run RELEASE healthy, and the infra services are healthy."""
+    try:
+        stack.assert_app_healthy_on(release["version"])
+    except (AssertionError, docker.errors.NotFound):
+        return False
+    return all(
+        stack.container(s).labels.get("prosaas.release") == release["id"] for s in APP_SERVICES
+    )
+
+
+def restore_containers(stack: Stack, snapshot: Snapshot) -> None:
+    """v1's containers running healthy: what the test left is put back by the runbook's start."""
+    services = {stack.prefix + service for service in APP_SERVICES + INFRA_SERVICES}
+    for container in stack.client.containers.list(all=True, filters={"name": f"^{stack.prefix}"}):
+        if container.name not in services:
+            container.remove(force=True)
+    if not runs_release(stack, snapshot.release):
+        started = stack.play("playbooks/start.yml", "v1")
+        assert started.rc == 0, started.describe()
+        restore_state_dir(stack, snapshot)
+    assert runs_release(stack, snapshot.release), "v1 could not be restored"
+
+
+@pytest.fixture(scope="session")
+def v1_baseline(
+    docker_engine: docker.DockerClient, demo_images: list[str], tmp_path_factory
+) -> Iterator[tuple[Stack, Snapshot]]:
+    """One stack with v1 deployed (migrations up to 0002), for every test that starts there."""
+    base = tmp_path_factory.mktemp("v1-baseline")
+    isolated = make_stack(docker_engine, base)
+    stack = Stack(docker_engine, isolated.prefix, isolated.extravars, base)
+    try:
+        run = stack.deploy_ok("v1")
+        assert run.stats["failures"] == 0, run.describe()
+        stack.assert_app_healthy_on("v1")
+        yield stack, take_snapshot(stack)
+    finally:
+        remove_stack(docker_engine, isolated.prefix)
+
+
 @pytest.fixture
-def v1_stack(stack: Stack) -> Stack:
-    """This test's own stack with v1 deployed (migrations up to 0002)."""
-    run = stack.deploy_ok("v1")
-    assert run.stats["failures"] == 0, run.describe()
-    stack.assert_app_healthy_on("v1")
+def v1_stack(v1_baseline: tuple[Stack, Snapshot], tmp_path: Path) -> Stack:
+    """The shared stack, back as its v1 deploy left it: v1 healthy, one release, empty call_log.
+
+    The reset costs a few SQL statements and file writes; a test that left other containers
+    running costs a run of playbooks/start.yml on top.
+    """
+    shared, snapshot = v1_baseline
+    stack = Stack(shared.client, shared.prefix, shared.extravars, tmp_path)
+    restore_state_dir(stack, snapshot)
+    restore_containers(stack, snapshot)
+    restore_schema(stack, snapshot)
+    assert stack.history() == [snapshot.release]
     return stack
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from tests.e2e.conftest import (
     APP_SERVICES,
+    INFRA_SERVICES,
     V2_COLUMNS,
     DeployRun,
     GhostMigrations,
@@ -163,6 +164,7 @@ class Upgrade:
 def upgraded(module_stack: Stack) -> Upgrade:
     """v1 deployed, then v2 deployed while a client POSTs /calls before, during and after."""
     stack = module_stack
+    stack.lint = True  # the whole flow, the migration lint included
     v1 = stack.deploy("v1")
     assert v1.rc == 0, v1.describe()
     writer = CallWriter(stack.extravars["prosaas_api_port"])
@@ -191,6 +193,10 @@ def test_1_fresh_deploy_of_v1_then_v2_applies_109_and_records_both(upgraded: Upg
     assert 109 in stack.applied_versions()
     stack.assert_app_healthy_on("v2")
     assert stack.image("postgres") == "prosaas-demo/postgres:15"
+    for service in INFRA_SERVICES + APP_SERVICES:
+        labels = stack.container(service).labels
+        assert labels["prosaas.service"] == service, labels
+        assert labels["prosaas.project"] == "prosaas", labels
 
     history = stack.history()
     assert [record["version"] for record in history] == ["v1", "v2"], history

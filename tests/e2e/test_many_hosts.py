@@ -65,7 +65,9 @@ class ManyHosts:
 
     def play(self, playbook: str, version: str, **extra: Any) -> ansible_runner.Runner:
         args = playbook_args(
-            playbook, self.base, {**self.extravars, "prosaas_app_version": version, **extra}
+            playbook,
+            self.base,
+            {**self.extravars, "preflight_lint": False, "prosaas_app_version": version, **extra},
         )
         return ansible_runner.run(**{**args, "inventory": str(self.inventory)})
 
