@@ -23,8 +23,9 @@ from tests.e2e.reliability import RECORD
 
 
 def local_app_services() -> list[dict]:
-    inventory = ROOT / "inventories" / "local" / "group_vars" / "all" / "main.yml"
-    return yaml.safe_load(inventory.read_text())["prosaas_app_services"]
+    # Shared by every inventory: the local one does not override them.
+    shared = ROOT / "inventories" / "common.yml"
+    return yaml.safe_load(shared.read_text())["prosaas_app_services"]
 
 
 def with_worker(change: Callable[[dict], None]) -> list[dict]:

@@ -1,15 +1,23 @@
-"""Inventories: staging/production secrets only in vault, resolved the way CI passes them."""
+"""Inventories: staging/production secrets only in vault, resolved the way CI passes them;
+the shared settings written once (inventories/common.yml), each inventory only its differences."""
 
 import json
 import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
 EXAMPLE_VAULT_PASSWORD = "prosaas-example-vault"  # noqa: S105 - the documented example key
 REMOTE = ("staging", "production")
+INVENTORIES = ("local", *REMOTE)
+COMMON = ROOT / "inventories" / "common.yml"
+# Set in every inventory even while equal: promoting a release changes them one at a time.
+PER_ENVIRONMENT = {"prosaas_app_version"}
 
 
 def ansible_inventory(name: str, vault_password: str | None) -> subprocess.CompletedProcess:
@@ -24,7 +32,7 @@ def ansible_inventory(name: str, vault_password: str | None) -> subprocess.Compl
     )  # fmt: skip
 
 
-def resolved(name: str, expression: str) -> object:
+def resolved(name: str, expression: str, inventories: Path = ROOT / "inventories") -> object:
     """The value of a Jinja expression on the inventory's first host, vault decrypted."""
     env = {
         **os.environ,
@@ -33,7 +41,7 @@ def resolved(name: str, expression: str) -> object:
         "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "scripts" / "vault-password.sh"),
     }
     result = subprocess.run(
-        ["ansible", "-i", str(ROOT / "inventories" / name), "all", "-o",
+        ["ansible", "-i", str(inventories / name), "all", "-o",
          "-m", "ansible.builtin.debug", "-a", f"msg={{{{ {expression} | to_json }}}}"],
         capture_output=True, text=True, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
@@ -71,7 +79,7 @@ def test_remote_secrets_resolve_with_the_password_from_the_environment(name: str
     assert resolved(name, "prosaas_database_password") == f"example-{name}-password-replace-me"
 
 
-@pytest.mark.parametrize("name", ("local", *REMOTE))
+@pytest.mark.parametrize("name", INVENTORIES)
 def test_every_app_service_has_migrations_turned_off(name: str) -> None:
     services = resolved(name, "prosaas_app_services")
     assert [service["name"] for service in services] == ["prosaas-api", "prosaas-calls", "worker"]
@@ -83,3 +91,137 @@ def test_every_app_service_has_migrations_turned_off(name: str) -> None:
 def test_local_is_the_default_inventory() -> None:
     assert "inventory = inventories/local" in (ROOT / "ansible.cfg").read_text()
     assert (ROOT / "inventories" / "local" / "hosts.yml").exists()
+
+
+# --- Layers: inventories/common.yml, then each inventory's own group_vars/all ----------
+
+
+def app_services(image: str, redis_url: str, database_url: str) -> list[dict]:
+    """The three app services as the playbooks receive them, all on release v1."""
+    env = {"RUN_MIGRATIONS_ON_START": "0", "RUN_MIGRATIONS": "0", "REDIS_URL": redis_url}
+    ports = {"prosaas-api": "127.0.0.1:8080:8000", "prosaas-calls": "127.0.0.1:8081:8000"}
+    services = []
+    for name, command in (("prosaas-api", "api"), ("prosaas-calls", "calls"), ("worker", "worker")):
+        service = {"name": name, "image": f"{image}:v1", "command": [command], "env": env}
+        service["secret_env"] = {"DATABASE_URL": database_url}
+        if name in ports:
+            service["ports"] = [ports[name]]
+        services.append(service)
+    return services
+
+
+def external_url(name: str) -> str:
+    password = f"example-{name}-password-replace-me"
+    return (
+        f"postgresql://prosaas:{password}@db.{name}.example.internal:5432/prosaas?sslmode=require"
+    )
+
+
+LOCAL_URL = "postgresql://prosaas:prosaas-local-only@postgres:5432/prosaas"
+REGISTRY = "registry.example.internal/prosaas"
+PRODUCTION_GROUPS = {
+    "redis": "prosaas_infra",
+    "prosaas-api": "prosaas_api",
+    "prosaas-calls": "prosaas_calls",
+    "worker": "prosaas_worker",
+}
+# What each inventory resolved to before the shared settings moved to inventories/common.yml;
+# prosaas_infra_services as (name, image, ports).
+RESOLVED = {
+    "local": {
+        "prosaas_app_services": app_services("prosaas-demo/app", "redis://redis:6379/0", LOCAL_URL),
+        "prosaas_migrate_image": "prosaas-demo/migrate:v1",
+        "prosaas_database_url": LOCAL_URL,
+        "prosaas_database_url_from_deployer": LOCAL_URL.replace("postgres:5432", "127.0.0.1:55432"),
+        "prosaas_database_services": ["postgres"],
+        "prosaas_infra_services": [
+            ("postgres", "prosaas-demo/postgres:15", ["127.0.0.1:55432:5432"]),
+            ("redis", "prosaas-demo/redis:7", []),
+        ],
+        "prosaas_service_groups": {},
+        "prosaas_start_batch_size": 0,
+    },
+    "staging": {
+        "prosaas_app_services": app_services(
+            f"{REGISTRY}/app", "redis://redis:6379/0", external_url("staging")
+        ),
+        "prosaas_migrate_image": f"{REGISTRY}/migrate:v1",
+        "prosaas_database_url": external_url("staging"),
+        "prosaas_database_url_from_deployer": external_url("staging"),
+        "prosaas_database_services": [],
+        "prosaas_infra_services": [("redis", f"{REGISTRY}/redis:7", [])],
+        "prosaas_service_groups": {},
+        "prosaas_start_batch_size": 0,
+    },
+    "production": {
+        "prosaas_app_services": app_services(
+            f"{REGISTRY}/app",
+            "redis://prod-infra1.example.internal:6379/0",
+            external_url("production"),
+        ),
+        "prosaas_migrate_image": f"{REGISTRY}/migrate:v1",
+        "prosaas_database_url": external_url("production"),
+        "prosaas_database_url_from_deployer": external_url("production"),
+        "prosaas_database_services": [],
+        "prosaas_infra_services": [("redis", f"{REGISTRY}/redis:7", ["6379:6379"])],
+        "prosaas_service_groups": PRODUCTION_GROUPS,
+        "prosaas_start_batch_size": 2,
+    },
+}
+
+
+def own_settings(name: str) -> dict:
+    """What an inventory writes itself: its plain group_vars/all files, the shared link aside."""
+    settings: dict = {}
+    for path in sorted((ROOT / "inventories" / name / "group_vars" / "all").glob("*.yml")):
+        if path.name not in ("00-common.yml", "vault.yml"):
+            settings |= yaml.safe_load(path.read_text())
+    return settings
+
+
+@pytest.mark.parametrize("name", INVENTORIES)
+def test_inventory_resolves_the_shared_settings_and_its_own(name: str) -> None:
+    names = list(RESOLVED[name])
+    got = resolved(name, f"dict({names} | zip(query('vars', *{names})))")
+    got["prosaas_infra_services"] = [
+        (service["name"], service["image"], service.get("ports", []))
+        for service in got["prosaas_infra_services"]
+    ]
+    assert got == RESOLVED[name]
+
+
+@pytest.mark.parametrize("name", INVENTORIES)
+def test_inventory_links_the_shared_file_first(name: str) -> None:
+    folder = ROOT / "inventories" / name / "group_vars" / "all"
+    link = folder / "00-common.yml"
+    assert link.is_symlink()
+    assert not Path(os.readlink(link)).is_absolute()  # holds in a clone anywhere
+    assert link.resolve() == COMMON
+    # group_vars/all files load in name order: the inventory's own ones come after, and win.
+    assert min(path.name for path in folder.glob("*.yml")) == "00-common.yml"
+
+
+@pytest.mark.parametrize("name", INVENTORIES)
+def test_inventory_repeats_no_shared_value(name: str) -> None:
+    common = yaml.safe_load(COMMON.read_text())
+    own = own_settings(name)
+    repeated = [key for key, value in own.items() if key in common and common[key] == value]
+    assert repeated == [], f"{name} repeats inventories/common.yml: drop {repeated}"
+
+
+def test_a_value_every_inventory_sets_alike_is_shared() -> None:
+    first, *others = (own_settings(name) for name in INVENTORIES)
+    alike = {key for key, value in first.items() if all(o.get(key) == value for o in others)}
+    assert sorted(alike - PER_ENVIRONMENT) == [], "write these once, in inventories/common.yml"
+
+
+@pytest.mark.parametrize("name", INVENTORIES)
+def test_inventory_overrides_a_shared_value(name: str, tmp_path: Path) -> None:
+    copy = tmp_path / "inventories"
+    shutil.copytree(ROOT / "inventories", copy, symlinks=True)
+    with (copy / name / "group_vars" / "all" / "main.yml").open("a") as own:
+        own.write("prosaas_api_port: 9090\n")
+    api_ports = "prosaas_app_services | selectattr('name', '==', 'prosaas-api') | first"
+    assert resolved(name, f"({api_ports}).ports", inventories=copy) == ["127.0.0.1:9090:8000"]
+    other = next(other for other in INVENTORIES if other != name)
+    assert resolved(other, "prosaas_api_port", inventories=copy) == 8080
