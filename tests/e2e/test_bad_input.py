@@ -1,4 +1,4 @@
-"""Bad input (issue 8): each stops before anything is touched, with one line naming it.
+"""Bad input: each stops before anything is touched, with one line naming it.
 
 One stack with v1 deployed serves every case; after each, the same v1 containers still run
 healthy, no lock is left and no release was recorded as started.

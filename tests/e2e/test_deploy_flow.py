@@ -1,4 +1,4 @@
-"""deploy.yml end to end (issue 5, "E2E tests" 1-9): real engine, real Postgres, demo v1 -> v2.
+"""deploy.yml end to end, tests 1-9: real engine, real Postgres, demo v1 -> v2.
 
 Each test deploys v1 on its own stack, then exercises one behaviour of the v2 deploy. Tests
 1, 2 and 9 share one stack (module scope): v1 deployed, then v2 deployed while a client

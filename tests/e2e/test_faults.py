@@ -1,4 +1,4 @@
-"""Fault injection (issue 8): a v1 -> v2 deploy broken at a named phase, one row per fault.
+"""Fault injection: a v1 -> v2 deploy broken at a named phase, one row per fault.
 
 All rows share one stack: v1 deployed once, call_log seeded with rows. Before each row the
 stack is brought back to v1 with 109 not applied. For every row:

@@ -1,4 +1,4 @@
-"""deploy.yml on three hosts (issue 9), each "host" its own dockerd on this machine.
+"""deploy.yml on three hosts, each "host" its own dockerd on this machine.
 
 - infra1: the tests' main engine; groups prosaas_infra (postgres, redis) and prosaas_api;
   the migration host.

@@ -1,4 +1,4 @@
-"""Chat notifications (issue 9): start, success, failure and rollback reach a webhook; a webhook
+"""Chat notifications: start, success, failure and rollback reach a webhook; a webhook
 that fails never fails a deploy. The webhook is a local HTTP server that records each post."""
 
 from __future__ import annotations

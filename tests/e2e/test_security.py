@@ -1,4 +1,4 @@
-"""Secrets stay secret (issue 8, "Security"): a v1 -> v2 deploy at -vvv with a known database
+"""Secrets stay secret: a v1 -> v2 deploy at -vvv with a known database
 password, then a search of everything it produced; containers not root; state owner-only."""
 
 from __future__ import annotations

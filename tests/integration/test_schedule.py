@@ -1,4 +1,4 @@
-"""The unattended staging deploy (issue 9): roles/schedule writes units systemd accepts (or a
+"""The unattended staging deploy: roles/schedule writes units systemd accepts (or a
 cron file), and scripts/scheduled-deploy.sh never prompts and skips when a deploy runs."""
 
 from __future__ import annotations
