@@ -188,7 +188,8 @@ from ansible.module_utils.prosaas_docker import (
     one_line,
     wait_ready,
 )
-from ansible.module_utils.prosaas_service import SERVICE_ARGS, ServiceManager, describe
+from ansible.module_utils.prosaas_schema import SERVICE_OPTIONS
+from ansible.module_utils.prosaas_service import ServiceManager, describe
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     from docker.errors import APIError
@@ -197,14 +198,8 @@ SERVICE_LABEL = "prosaas.service"
 
 
 def argument_spec() -> dict[str, Any]:
-    entry = {
-        **SERVICE_ARGS,
-        "name": {"type": "str", "required": True},
-        "image": {"type": "str", "required": True},
-        "aliases": {"type": "list", "elements": "str", "default": []},
-    }
     return docker_argument_spec(
-        services={"type": "list", "elements": "dict", "required": True, "options": entry},
+        services={"type": "list", "elements": "dict", "required": True, "options": SERVICE_OPTIONS},
         name_prefix={"type": "str", "default": ""},
         network={"type": "str"},
         labels={"type": "dict", "default": {}},

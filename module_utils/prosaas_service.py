@@ -25,32 +25,6 @@ from ansible.module_utils.prosaas_spec import (
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     import docker
 
-# How one service's container is made: the suboptions of each entry of docker_services.
-SERVICE_ARGS: dict[str, dict[str, Any]] = {
-    "image": {"type": "str"},
-    "command": {"type": "list", "elements": "str"},
-    "env": {"type": "dict", "default": {}},
-    "secret_env": {"type": "dict", "default": {}, "no_log": True},
-    "ports": {"type": "list", "elements": "str", "default": []},
-    "volumes": {"type": "list", "elements": "str", "default": []},
-    "healthcheck": {
-        "type": "dict",
-        "options": {
-            "test": {"type": "list", "elements": "str", "required": True},
-            "interval": {"type": "float"},
-            "timeout": {"type": "float"},
-            "retries": {"type": "int"},
-            "start_period": {"type": "float"},
-        },
-    },
-    "restart_policy": {
-        "type": "str",
-        "default": "unless-stopped",
-        "choices": ["no", "always", "unless-stopped", "on-failure"],
-    },
-    "user": {"type": "str"},
-}
-
 
 class ServiceManager:
     """Brings one container to its wanted spec and starts it, recording each action."""
