@@ -2,11 +2,11 @@
 
 An entry of the inventory's service lists is what docker_services takes in O(services):
 the module's argument spec is this, and the inventory check (the prosaas filter plugin)
-derives its known keys, kinds and required keys from it. The copies Ansible needs as
+derives its known keys, kinds, required keys and choices from it. The copies Ansible needs as
 static YAML (the roles' meta/argument_specs.yml, the module's DOCUMENTATION) are held to it
-by tests/unit/test_service_schema.py and tests/unit/test_plugin_docs.py.
+by tests/unit/test_service_schema.py and tests/unit/test_module_docs.py.
 
-Pure data without imports, so the controller-side plugins can load it too.
+Pure data importing nothing of Ansible, so the controller-side plugins can load it too.
 """
 
 from __future__ import annotations
