@@ -94,7 +94,7 @@ notes:
   - The module runs where the Docker SDK is installed; O(docker_host) may name a remote engine.
   - The whole log is returned in RV(log); keep secrets out of what the container prints.
 seealso:
-  - module: docker_service
+  - module: docker_services
 """
 
 EXAMPLES = r"""

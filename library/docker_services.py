@@ -8,9 +8,10 @@ DOCUMENTATION = r"""
 module: docker_services
 short_description: Bring several services up in one call and wait until all are healthy
 description:
-  - Does for each entry of O(services), in order, what M(docker_service) does with
-    V(state=started) and V(wait=none), all in one module call. A container is recreated
-    only when its image or configuration differ, and the result names what differed.
+  - Creates or recreates, then starts, the container of each entry of O(services), in
+    order, all in one module call. A container is recreated only when its image or
+    configuration differ from the wanted ones, and the result names what differed. The spec
+    it was created from is kept in the C(prosaas.spec) label, without secret values.
   - Then waits for all of them together, so their start-up times overlap.
   - Each container is named O(name_prefix) followed by the service name, answers on
     O(network) to the service name unless the entry sets O(services[].aliases),
@@ -62,8 +63,26 @@ options:
         elements: str
         default: []
       healthcheck:
-        description: Health check overriding the image's, as in M(docker_service).
+        description: Health check overriding the image's; durations in seconds.
         type: dict
+        suboptions:
+          test:
+            description: Check command in the engine's form, e.g. V(["CMD", "true"]).
+            type: list
+            elements: str
+            required: true
+          interval:
+            description: Seconds between checks.
+            type: float
+          timeout:
+            description: Seconds before one check counts as failed.
+            type: float
+          retries:
+            description: Consecutive failures before the container is unhealthy.
+            type: int
+          start_period:
+            description: Seconds during which failures do not count.
+            type: float
       restart_policy:
         description: Engine restart policy.
         type: str
@@ -169,7 +188,8 @@ from ansible.module_utils.prosaas_docker import (
     one_line,
     wait_ready,
 )
-from ansible.module_utils.prosaas_service import SERVICE_ARGS, ServiceManager, describe
+from ansible.module_utils.prosaas_schema import SERVICE_OPTIONS
+from ansible.module_utils.prosaas_service import ServiceManager, describe
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     from docker.errors import APIError
@@ -178,14 +198,8 @@ SERVICE_LABEL = "prosaas.service"
 
 
 def argument_spec() -> dict[str, Any]:
-    entry = {key: spec for key, spec in SERVICE_ARGS.items() if key != "network_aliases"}
-    entry.update(
-        name={"type": "str", "required": True},
-        image={"type": "str", "required": True},
-        aliases={"type": "list", "elements": "str", "default": []},
-    )
     return docker_argument_spec(
-        services={"type": "list", "elements": "dict", "required": True, "options": entry},
+        services={"type": "list", "elements": "dict", "required": True, "options": SERVICE_OPTIONS},
         name_prefix={"type": "str", "default": ""},
         network={"type": "str"},
         labels={"type": "dict", "default": {}},
@@ -197,16 +211,14 @@ def argument_spec() -> dict[str, Any]:
 
 
 def service_params(params: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    """docker_service's parameters for one entry of SERVICES."""
+    """The ServiceManager's parameters for one entry of SERVICES."""
     return {
         **entry,
         "name": params["name_prefix"] + entry["name"],
-        "state": "started",
         "network": params["network"],
         "network_aliases": entry["aliases"] or [entry["name"]],
         "labels": {**params["labels"], SERVICE_LABEL: entry["name"]},
         "create_labels": params["create_labels"],
-        "wait": "none",
         "stop_timeout": params["stop_timeout"],
         "docker_host": params["docker_host"],
     }

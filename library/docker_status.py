@@ -30,7 +30,7 @@ extends_documentation_fragment:
   - prosaas_read_only
   - prosaas_docker
 seealso:
-  - module: docker_service
+  - module: docker_services
 """
 
 EXAMPLES = r"""

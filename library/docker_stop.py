@@ -34,7 +34,7 @@ attributes:
     support: full
     description: Shows the status of each container before and after.
 seealso:
-  - module: docker_service
+  - module: docker_services
 """
 
 EXAMPLES = r"""

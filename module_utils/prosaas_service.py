@@ -1,5 +1,5 @@
-"""One service's container brought to started, stopped or absent: shared by docker_service
-and docker_services."""
+"""One service's container created, recreated when its spec changed, and started: the work
+docker_services does for each of its entries."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ import contextlib
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import (
-    find_container,
-    require_image_id,
-    wait_ready,
-)
+from ansible.module_utils.prosaas_docker import find_container, require_image_id
 from ansible.module_utils.prosaas_spec import (
     MANAGED_BY,
     MANAGED_LABEL,
@@ -29,37 +25,9 @@ from ansible.module_utils.prosaas_spec import (
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     import docker
 
-# How one service's container is made: the options of docker_service, and the suboptions
-# of each entry of docker_services.
-SERVICE_ARGS: dict[str, dict[str, Any]] = {
-    "image": {"type": "str"},
-    "command": {"type": "list", "elements": "str"},
-    "env": {"type": "dict", "default": {}},
-    "secret_env": {"type": "dict", "default": {}, "no_log": True},
-    "ports": {"type": "list", "elements": "str", "default": []},
-    "network_aliases": {"type": "list", "elements": "str", "default": []},
-    "volumes": {"type": "list", "elements": "str", "default": []},
-    "healthcheck": {
-        "type": "dict",
-        "options": {
-            "test": {"type": "list", "elements": "str", "required": True},
-            "interval": {"type": "float"},
-            "timeout": {"type": "float"},
-            "retries": {"type": "int"},
-            "start_period": {"type": "float"},
-        },
-    },
-    "restart_policy": {
-        "type": "str",
-        "default": "unless-stopped",
-        "choices": ["no", "always", "unless-stopped", "on-failure"],
-    },
-    "user": {"type": "str"},
-}
-
 
 class ServiceManager:
-    """Moves one container to its wanted state, recording each action."""
+    """Brings one container to its wanted spec and starts it, recording each action."""
 
     def __init__(
         self, module: AnsibleModule, client: docker.DockerClient, params: dict[str, Any]
@@ -94,7 +62,7 @@ class ServiceManager:
         if container.status in ("running", "restarting", "paused") and self.act("stopped"):
             container.stop(timeout=self.params["stop_timeout"])
 
-    def remove(self, container: Any, verb: str = "removed") -> None:
+    def remove(self, container: Any, verb: str) -> None:
         self.stop(container)
         if self.act(verb):
             container.remove(force=True)
@@ -147,8 +115,6 @@ class ServiceManager:
         return self.client.containers.create(params["image"], **options)
 
     def ensure_started(self) -> Any:
-        if not self.params["image"]:
-            self.fail("image is required when state=started")
         spec = self.build_spec()
         container = self.find_container()
         self.diff["after"].update(spec)
@@ -183,41 +149,6 @@ class ServiceManager:
         except ValueError as exc:
             self.fail(str(exc))
         return {}
-
-    def wait_for(self, container: Any) -> None:
-        wanted = self.params["wait"]
-        if wanted == "none" or container is None:
-            return
-        waited = wait_ready(
-            self.module,
-            {self.name: container},
-            wanted,
-            self.params["wait_timeout"],
-            actions=self.actions,
-            differences=self.differences,
-        )
-        self.actions.append(f"waited {waited[self.name]:.1f} s until {wanted}")
-
-    def run(self) -> dict[str, Any]:
-        state = self.params["state"]
-        container = self.find_container()
-        self.diff["before"]["status"] = container.status if container is not None else "absent"
-        if state == "absent" and container is not None:
-            self.remove(container)
-            container = None
-        elif state == "stopped" and container is not None:
-            self.stop(container)
-        elif state == "started":
-            container = self.ensure_started()
-            self.wait_for(container)
-        self.diff["after"]["status"] = describe(container).get("status", "absent")
-        return {
-            "changed": self.changed,
-            "diff": self.diff,
-            "actions": self.actions,
-            "differences": self.differences,
-            "container": describe(container) if state != "absent" else {},
-        }
 
 
 def describe(container: Any) -> dict[str, Any]:

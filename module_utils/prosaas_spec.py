@@ -1,4 +1,4 @@
-"""Pure logic of docker_service: a service's canonical spec, and what differs between two.
+"""Pure logic of docker_services: a service's canonical spec, and what differs between two.
 
 The spec a container was created from is kept in its labels (secret values left out), so a
 later run can tell exactly which settings changed and recreate only then.

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
+from pathlib import Path
 from typing import Any
+
+# The shape of a service entry is declared once, in module_utils (docker_services's argument
+# spec); filters run on the controller, where Ansible does not put module_utils on the path.
+MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
+if str(MODULE_UTILS_DIR) not in sys.path:
+    sys.path.append(str(MODULE_UTILS_DIR))
+from prosaas_schema import SERVICE_OPTIONS  # noqa: E402 - needs the path set up just above
 
 
 def service_images(services: list[dict[str, Any]]) -> dict[str, str]:
@@ -109,22 +118,15 @@ def deploy_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# What a service entry of the inventory may hold, and of which kind (the same options as
-# the preflight and service_up roles' argument specs; a unit test keeps them equal).
+KINDS = {"str": str, "list": list, "dict": dict}
+# What a service entry of the inventory may hold, and of which kind.
 SERVICE_KEYS: dict[str, type] = {
-    "name": str,
-    "image": str,
-    "command": list,
-    "env": dict,
-    "secret_env": dict,
-    "ports": list,
-    "volumes": list,
-    "aliases": list,
-    "healthcheck": dict,
-    "user": str,
+    key: KINDS[option["type"]] for key, option in SERVICE_OPTIONS.items()
 }
-REQUIRED_SERVICE_KEYS = ("name", "image")
-KIND_NAMES = {str: "a string", list: "a list", dict: "a mapping"}
+REQUIRED_SERVICE_KEYS = tuple(
+    key for key, option in SERVICE_OPTIONS.items() if option.get("required")
+)
+KIND_NAMES = {bool: "a boolean", str: "a string", list: "a list", dict: "a mapping"}
 
 
 def _kind_of(value: Any) -> str:
@@ -144,6 +146,9 @@ def _entry_problems(entry: Any) -> list[str]:
             problems.append(f"has the unknown key '{key}' (known: {', '.join(SERVICE_KEYS)})")
         elif value is not None and not isinstance(value, kind):
             problems.append(f"'{key}' is {_kind_of(value)}, it must be {KIND_NAMES[kind]}")
+        elif value is not None and value not in SERVICE_OPTIONS[key].get("choices", [value]):
+            choices = ", ".join(SERVICE_OPTIONS[key]["choices"])
+            problems.append(f"'{key}' is {value!r}, it must be one of: {choices}")
     return problems
 
 

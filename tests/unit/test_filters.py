@@ -2,7 +2,7 @@
 
 import importlib.util
 
-import yaml
+from prosaas_schema import SERVICE_OPTIONS
 
 from tests.conftest import ROOT
 
@@ -114,11 +114,22 @@ def test_inventory_problems_accept_the_local_inventory_shape() -> None:
     ]
 
 
-def test_service_keys_are_the_options_of_the_roles_service_specs() -> None:
-    specs = yaml.safe_load((ROOT / "roles/preflight/meta/argument_specs.yml").read_text())
-    options = specs["argument_specs"]["main"]["options"]["preflight_services"]["options"]
-    kinds = {"str": str, "list": list, "dict": dict}
-    assert {name: kinds[spec["type"]] for name, spec in options.items()} == filters.SERVICE_KEYS
+def test_the_inventory_check_takes_its_keys_kinds_and_choices_from_the_service_schema() -> None:
+    assert list(filters.SERVICE_KEYS) == list(SERVICE_OPTIONS)
+    assert filters.SERVICE_KEYS["healthcheck"] is dict
+    assert filters.REQUIRED_SERVICE_KEYS == ("name", "image")
+    lists = {
+        "s": [
+            {"name": "a", "image": "x", "restart_policy": "always"},
+            {"name": "b", "image": "x", "restart_policy": "sometimes"},
+            {"name": "c", "image": "x", "restart_policy": False},  # YAML's unquoted no
+        ]
+    }
+    assert filters.inventory_problems(lists, {}, "s") == [
+        "s[1] (b) 'restart_policy' is 'sometimes', it must be one of: "
+        "no, always, unless-stopped, on-failure",
+        "s[2] (c) 'restart_policy' is a boolean, it must be a string",
+    ]
 
 
 def test_failure_reason_of_a_command_is_its_last_error_line() -> None:

@@ -1,4 +1,4 @@
-"""The pure logic behind docker_service: canonical specs and what differs between two."""
+"""The pure logic behind docker_services: canonical specs and what differs between two."""
 
 import pytest
 from prosaas_spec import (
