@@ -12,6 +12,8 @@ description:
     lock C(deploy.lock) and the release history C(releases.json) - and derives from it the
     C(current) release (the newest one that succeeded) and the C(previous) one (the
     succeeded one before it), the only releases a rollback may target.
+  - A manual rollback is recorded as a succeeded release of kind C(rollback) with the
+    target's version and images, so C(current) always names what should run.
   - The state directory is created with mode 0700 when missing; every file in it is
     written with mode 0600. C(releases.json) is replaced atomically and its prior version
     is kept as C(releases.json.bak).
@@ -35,9 +37,14 @@ options:
         and the lock.
       - V(note) appends O(job) (a backfill run, for example) to the C(jobs) of release
         O(release_id).
+      - V(rollback) records that the succeeded release O(release_id) runs again - appends a
+        succeeded record of kind C(rollback) with O(release)'s id, user and host and
+        O(release_id)'s version, images and migrate image, which becomes C(current). When
+        the current release already runs the same, nothing is appended. A failed, unfinished
+        or unknown release is refused.
     type: str
     required: true
-    choices: [lock, unlock, begin, finish, read, note]
+    choices: [lock, unlock, begin, finish, read, note, rollback]
   state_dir:
     description: Directory holding the lock and the history; created with mode 0700.
     type: path
@@ -77,7 +84,10 @@ options:
     type: int
     default: 21600
   release:
-    description: The new release, for O(action=begin).
+    description:
+      - The new release, for O(action=begin).
+      - For O(action=rollback), the record of the rollback - only its id, user and host are
+        used; the version and images are those of O(release_id).
     type: dict
     suboptions:
       id:
@@ -104,7 +114,9 @@ options:
         description: Id of the release it replaces; the current release when omitted.
         type: str
   release_id:
-    description: Release to mark, for O(action=finish), or to note a job on, for O(action=note).
+    description:
+      - Release to mark, for O(action=finish); to note a job on, for O(action=note); to go back
+        to, for O(action=rollback).
     type: str
   job:
     description: What to note on the release, for O(action=note) - name, outcome, rows, and so on.
@@ -125,8 +137,8 @@ options:
     default: {}
   keep:
     description:
-      - Records kept in the history on O(action=begin); older ones are dropped, except the
-        newest two succeeded ones, which are always kept.
+      - Records kept in the history on O(action=begin) and O(action=rollback); older ones are
+        dropped, except the newest two succeeded ones, which are always kept.
     type: int
     default: 50
 attributes:
@@ -135,8 +147,8 @@ attributes:
     description: Reports what would be done in RV(actions); writes nothing. V(read) works as usual.
   diff_mode:
     support: full
-    description: Shows the lock record (lock, unlock) or the release record (begin, finish)
-      before and after.
+    description: Shows the lock record (lock, unlock) or the release record (begin, finish,
+      rollback) before and after.
 notes:
   - Writers of one state directory are serialised with an advisory lock on a file in it.
   - A failed or in-progress release is never current or previous, and never pushes a
@@ -176,6 +188,15 @@ EXAMPLES = r"""
   deploy_state:
     action: read
   register: state
+
+- name: Record that release 20261120T090000Z-v1 runs again (nothing when it already does)
+  deploy_state:
+    action: rollback
+    release_id: 20261120T090000Z-v1
+    release:
+      id: 20261124T130000Z-rollback-v1
+      user: ops
+      host: bastion1
 
 - name: Note a finished backfill on the current release
   deploy_state:
@@ -230,8 +251,11 @@ warning:
   sample: "deploy lock is held by ops@bastion2 pid 77 since 2026-11-24T12:00:00Z (release
     20261124T120000Z-v2), not by this deploy (ops@bastion1 pid 5151): left alone"
 record:
-  description: The release record written (begin) or updated (finish).
-  returned: begin, finish
+  description:
+    - The release record written (begin) or updated (finish).
+    - For V(rollback), the record of what now runs - the appended rollback record, or the
+      current release when nothing was appended.
+  returned: begin, finish, rollback
   type: dict
   sample: {"id": "20261124T120000Z-v2", "version": "v2", "status": "in_progress",
            "images": {"prosaas-api": "prosaas-demo/app:v2"},
@@ -293,13 +317,14 @@ from ansible.module_utils.prosaas_state import (
     lock_staleness,
     read_lock,
     remove_file,
+    roll_back,
     same_owner,
     stale_message,
     state_mutex,
 )
 from ansible.module_utils.prosaas_state import atomic_write as write_file
 
-WRITERS = ("lock", "unlock", "begin", "finish", "note")
+WRITERS = ("lock", "unlock", "begin", "finish", "note", "rollback")
 
 
 def argument_spec() -> dict[str, Any]:
@@ -307,7 +332,7 @@ def argument_spec() -> dict[str, Any]:
         "action": {
             "type": "str",
             "required": True,
-            "choices": ["lock", "unlock", "begin", "finish", "read", "note"],
+            "choices": ["lock", "unlock", "begin", "finish", "read", "note", "rollback"],
         },
         "state_dir": {"type": "path", "default": "/var/lib/prosaas-deploy"},
         "owner": {
@@ -489,6 +514,22 @@ class DeployState:
         if self.act(f"noted job {self.params['job'].get('name', '?')} on release {release_id}"):
             write_file(self.history_path, dump_history(updated))
 
+    def rollback(self) -> None:
+        releases = load_history(self.history_path)
+        target = self.params["release_id"]
+        updated, record, appended = roll_back(
+            releases, target, self.params["release"], self.params["keep"]
+        )
+        self.result["record"] = record
+        self.diff["after"] = record if appended else {}
+        if not appended:
+            self.actions.append(
+                f"nothing to record: the current release {record['id']} already runs "
+                f"the version and images of {target}"
+            )
+        elif self.act(f"recorded rollback {record['id']} to release {target}"):
+            write_file(self.history_path, dump_history(updated))
+
     def read(self) -> None:
         releases = load_history(self.history_path)
         current, previous = current_and_previous(releases)
@@ -532,6 +573,7 @@ def main() -> None:
             ("action", "begin", ("release",)),
             ("action", "finish", ("release_id", "outcome")),
             ("action", "note", ("release_id", "job")),
+            ("action", "rollback", ("release_id", "release")),
         ],
         supports_check_mode=True,
     )

@@ -33,6 +33,9 @@ KEEP_SUCCEEDED = 2
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 IN_PROGRESS = "in_progress"
+ROLLBACK = "rollback"
+# What a record runs: two records that agree on these run the same containers.
+RUNS = ("version", "images", "migrate_image")
 PID_GUARD = "ansible"
 RUNBOOK_STALE = 'RUNBOOK.md: "Stale deploy lock"'
 RUNBOOK_CORRUPTED = 'RUNBOOK.md: "Corrupted release history"'
@@ -276,6 +279,14 @@ def find_release(releases: list[dict[str, Any]], release_id: str) -> int | None:
     return None
 
 
+def require_new_id(releases: list[dict[str, Any]], release_id: str) -> None:
+    if find_release(releases, release_id) is not None:
+        raise StateError(
+            f"release {release_id} is already in the release history: "
+            "each deploy or rollback needs a new release id"
+        )
+
+
 def release_record(release: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """A new in-progress record from the module's `release` parameter."""
     return {
@@ -311,11 +322,7 @@ def begin(
     releases: list[dict[str, Any]], release: dict[str, Any], keep: int, now: datetime | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(new history, new record): RELEASE appended as in progress, history trimmed to KEEP."""
-    if find_release(releases, release["id"]) is not None:
-        raise StateError(
-            f"release {release['id']} is already in the release history: "
-            "each deploy needs a new release id"
-        )
+    require_new_id(releases, release["id"])
     record = release_record(release, now)
     if record["previous"] is None:
         current, _ = current_and_previous(releases)
@@ -361,6 +368,53 @@ def finish(
     after["finished_at"] = iso(now or utc_now())
     updated = [*releases[:index], after, *releases[index + 1 :]]
     return updated, before, after
+
+
+def runs_the_same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two records run the same version on the same images."""
+    return all(one.get(key) == other.get(key) for key in RUNS)
+
+
+def roll_back(
+    releases: list[dict[str, Any]],
+    target_id: str,
+    release: dict[str, Any],
+    keep: int,
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], bool]:
+    """(new history, record of what runs, whether it was appended) after going to TARGET_ID.
+
+    Going back to what the current release already runs appends nothing: its record is the
+    current one. Otherwise a succeeded record of kind rollback, with RELEASE's id, user and
+    host and the target's version and images, is appended: it becomes current, and the
+    release it replaced becomes previous. Only a succeeded release is ever a target.
+    """
+    index = recorded_release(releases, target_id, "name a succeeded release")
+    target = releases[index]
+    if target.get("status") != SUCCEEDED:
+        raise StateError(
+            f"release {target_id} is {target.get('status') or 'unfinished'}: "
+            "a failed or unfinished release is never a rollback target"
+        )
+    current, _ = current_and_previous(releases)
+    if current is not None and runs_the_same(current, target):
+        return releases, current, False
+    require_new_id(releases, release["id"])
+    moment = iso(now or utc_now())
+    record = {
+        "id": release["id"],
+        "kind": ROLLBACK,
+        **{key: target.get(key) for key in RUNS},
+        "restores": target_id,
+        "rolled_back_from": current["id"] if current else None,
+        "user": release.get("user"),
+        "host": release.get("host"),
+        "status": SUCCEEDED,
+        "reason": "",
+        "started_at": moment,
+        "finished_at": moment,
+    }
+    return trim([*releases, record], keep), record, True
 
 
 def add_job(

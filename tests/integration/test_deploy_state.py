@@ -339,3 +339,49 @@ def test_note_adds_a_job_to_the_release_and_check_mode_writes_nothing(
     unknown = state(tmp_path, state_dir, "note", release_id="r9", job=job)
     assert unknown.failed
     assert unknown.result["msg"].startswith("release r9 is not in the release history")
+
+
+def test_rollback_records_what_runs_once_and_check_mode_writes_nothing(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    for release_id, version, outcome in (("r1", "v1", "succeeded"), ("r2", "v2", "succeeded")):
+        state(tmp_path, state_dir, "begin", release=release(release_id, version))
+        state(tmp_path, state_dir, "finish", release_id=release_id, outcome=outcome)
+    history = state_dir / "releases.json"
+    back = {"id": "rb1", "user": "ops", "host": HERE}
+
+    planned = state(tmp_path, state_dir, "rollback", check=True, release_id="r1", release=back)
+    assert not planned.failed, planned.result
+    assert planned.result["changed"] is True
+    assert planned.result["record"]["id"] == "rb1"
+    assert planned.result["actions"] == ["would have recorded rollback rb1 to release r1"]
+    assert state(tmp_path, state_dir, "read").result["current"]["id"] == "r2"
+
+    done = state(tmp_path, state_dir, "rollback", diff=True, release_id="r1", release=back)
+    assert not done.failed, done.result
+    assert done.result["changed"] is True
+    record = done.result["record"]
+    assert (record["kind"], record["version"], record["restores"]) == ("rollback", "v1", "r1")
+    assert record["images"] == release("r1", "v1")["images"]
+    assert record["migrate_image"] == "prosaas-demo/migrate:v1"
+    assert record["rolled_back_from"] == "r2"
+    assert done.result["diff"]["after"] == record
+    read = state(tmp_path, state_dir, "read").result
+    assert (read["current"]["id"], read["previous"]["id"]) == ("rb1", "r2")
+    assert mode(history) == 0o600
+
+    written = history.read_text()
+    again = state(tmp_path, state_dir, "rollback", release_id="r1", release={**back, "id": "rb2"})
+    assert not again.failed, again.result
+    assert again.result["changed"] is False
+    assert again.result["record"]["id"] == "rb1"
+    assert history.read_text() == written
+
+    state(tmp_path, state_dir, "begin", release=release("r3", "v3"))
+    state(tmp_path, state_dir, "finish", release_id="r3", outcome="failed", reason="verify")
+    refused = state(tmp_path, state_dir, "rollback", release_id="r3", release={**back, "id": "x"})
+    assert refused.failed
+    assert refused.result["msg"] == (
+        "release r3 is failed: a failed or unfinished release is never a rollback target"
+    )
+    assert state(tmp_path, state_dir, "read").result["current"]["id"] == "rb1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from prosaas_state import (
     FAILED,
     IN_PROGRESS,
+    ROLLBACK,
     SUCCEEDED,
     StateError,
     add_job,
@@ -28,6 +30,8 @@ from prosaas_state import (
     lock_staleness,
     parse_lock,
     pid_running,
+    roll_back,
+    runs_the_same,
     stale_message,
     trim,
 )
@@ -119,6 +123,127 @@ def test_finish_twice_with_the_same_outcome_changes_nothing() -> None:
 def test_finish_unknown_release_names_it() -> None:
     with pytest.raises(StateError, match="release nope is not in the release history"):
         finish([rec("r1", SUCCEEDED)], "nope", outcome=FAILED, reason="", details={})
+
+
+# --- manual rollbacks ------------------------------------------------------------------
+
+
+def deployed(release_id: str, version: str, status: str = SUCCEEDED) -> dict[str, Any]:
+    return {
+        "id": release_id,
+        "version": version,
+        "status": status,
+        "images": {"api": f"app:{version}", "worker": f"app:{version}"},
+        "migrate_image": f"migrate:{version}",
+    }
+
+
+def by(release_id: str) -> dict[str, Any]:
+    return {"id": release_id, "user": "ops", "host": "bastion1"}
+
+
+def test_roll_back_appends_a_succeeded_rollback_record_that_becomes_current() -> None:
+    releases = [deployed("r1", "v1"), deployed("r2", "v2")]
+
+    updated, record, appended = roll_back(releases, "r1", by("rb1"), 50, NOW)
+
+    assert appended
+    assert ids(updated) == ["r1", "r2", "rb1"]
+    assert record == {
+        "id": "rb1",
+        "kind": ROLLBACK,
+        "version": "v1",
+        "images": {"api": "app:v1", "worker": "app:v1"},
+        "migrate_image": "migrate:v1",
+        "restores": "r1",
+        "rolled_back_from": "r2",
+        "user": "ops",
+        "host": "bastion1",
+        "status": SUCCEEDED,
+        "reason": "",
+        "started_at": "2026-11-24T12:00:00Z",
+        "finished_at": "2026-11-24T12:00:00Z",
+    }
+    current, previous = current_and_previous(updated)
+    assert current is record, "the history says what runs: v1"
+    assert previous is not None and previous["id"] == "r2"
+    assert ids(releases) == ["r1", "r2"], "input left unchanged"
+
+
+def test_roll_back_to_what_already_runs_appends_nothing() -> None:
+    releases = [deployed("r1", "v1"), deployed("r2", "v2")]
+    same, record, appended = roll_back(releases, "r2", by("rb1"), 50, NOW)
+    assert not appended
+    assert same is releases
+    assert record is releases[1]
+
+    rolled, rollback, _ = roll_back(releases, "r1", by("rb1"), 50, NOW)
+    again, record, appended = roll_back(rolled, "r1", by("rb2"), 50, NOW)
+    assert not appended, "r1's images already run, recorded by rb1"
+    assert again is rolled
+    assert record is rollback
+
+
+def test_roll_back_and_forth_moves_current_and_previous_with_what_runs() -> None:
+    releases, _, _ = roll_back([deployed("r1", "v1"), deployed("r2", "v2")], "r1", by("rb1"), 50)
+    _, previous = current_and_previous(releases)
+    assert previous is not None
+
+    forward, record, appended = roll_back(releases, previous["id"], by("rb2"), 50, NOW)
+
+    assert appended
+    assert (record["version"], record["restores"], record["rolled_back_from"]) == (
+        "v2",
+        "r2",
+        "rb1",
+    )
+    current, previous = current_and_previous(forward)
+    assert current is record
+    assert previous is not None and previous["id"] == "rb1"
+    _, begun = begin(forward, {"id": "r3", "version": "v3"}, 50, NOW)
+    assert begun["previous"] == "rb2", "a later deploy's rollback target is what runs"
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("r2", "release r2 is failed: a failed or unfinished release is never a rollback target"),
+        ("r3", "release r3 is in_progress: a failed or unfinished release is never"),
+        ("r9", "release r9 is not in the release history (newest: r1, r2, r3): name a succeeded"),
+    ],
+)
+def test_roll_back_refuses_a_failed_unfinished_or_unknown_target(target: str, problem: str) -> None:
+    releases = [
+        deployed("r1", "v1"),
+        deployed("r2", "v2", FAILED),
+        deployed("r3", "v3", IN_PROGRESS),
+    ]
+    with pytest.raises(StateError, match=re.escape(problem)):
+        roll_back(releases, target, by("rb1"), 50)
+
+
+def test_roll_back_refuses_an_id_already_in_the_history() -> None:
+    releases = [deployed("r1", "v1"), deployed("r2", "v2")]
+    with pytest.raises(StateError, match="release r2 is already in the release history"):
+        roll_back(releases, "r1", by("r2"), 50)
+
+
+def test_failures_after_a_rollback_never_push_it_or_what_it_replaced_out() -> None:
+    releases, _, _ = roll_back([deployed("r1", "v1"), deployed("r2", "v2")], "r1", by("rb1"), 50)
+    releases += [deployed(f"bad{n}", "v3", FAILED) for n in range(5)]
+    updated, _ = begin(releases, {"id": "r3", "version": "v3"}, 3, NOW)
+    assert ids(updated) == ["r2", "rb1", "bad3", "bad4", "r3"]
+    current, previous = current_and_previous(updated)
+    assert current is not None and current["id"] == "rb1"
+    assert previous is not None and previous["id"] == "r2"
+
+
+def test_runs_the_same_compares_version_images_and_migrate_image_only() -> None:
+    assert runs_the_same(deployed("r1", "v1"), {**deployed("rb1", "v1"), "kind": ROLLBACK})
+    assert not runs_the_same(deployed("r1", "v1"), deployed("r2", "v2"))
+    other_image = {**deployed("r1", "v1"), "images": {"api": "app:v1", "worker": "app:v2"}}
+    assert not runs_the_same(deployed("r1", "v1"), other_image)
+    assert not runs_the_same(deployed("r1", "v1"), {**deployed("r1", "v1"), "migrate_image": "m"})
 
 
 # --- trimming ----------------------------------------------------------------------------
