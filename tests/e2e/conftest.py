@@ -175,8 +175,12 @@ class Stack:
         assert len(records) == 1, f"expected one record of {version}: {self.history()}"
         return records[0]
 
+    @property
+    def reports_dir(self) -> Path:
+        return Path(self.extravars["prosaas_reports_dir"])
+
     def reports(self) -> dict[str, dict]:
-        folder = Path(self.extravars["prosaas_reports_dir"])
+        folder = self.reports_dir
         return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
 
     # containers
@@ -249,6 +253,7 @@ class Snapshot:
     """What a stack looked like right after its v1 deploy: state files, schema, containers."""
 
     state: dict[str, bytes]
+    reports: dict[str, bytes]
     schema: dict[str, set[str]]
     versions: list[int]
     release: dict
@@ -259,20 +264,35 @@ def read_schema(conn: psycopg.Connection) -> dict[str, set[str]]:
 
 
 def take_snapshot(stack: Stack) -> Snapshot:
-    state = {path.name: path.read_bytes() for path in stack.state_dir.iterdir() if path.is_file()}
     with stack.connect(autocommit=True) as conn:
         schema = read_schema(conn)
-    return Snapshot(state, schema, stack.applied_versions(), stack.release("v1"))
+    return Snapshot(
+        files_in(stack.state_dir),
+        files_in(stack.reports_dir),
+        schema,
+        stack.applied_versions(),
+        stack.release("v1"),
+    )
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+
+
+def restore_files(folder: Path, files: dict[str, bytes]) -> None:
+    """FOLDER holding FILES and nothing else."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in folder.iterdir():
+        if path.is_file() and path.name not in files:
+            path.unlink()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
 
 
 def restore_state_dir(stack: Stack, snapshot: Snapshot) -> None:
-    """The state folder as it was: the history of one v1 release, no lock, no other file."""
-    for path in stack.state_dir.iterdir():
-        if path.is_file() and path.name not in snapshot.state:
-            path.unlink()
-    for name, content in snapshot.state.items():
-        (stack.state_dir / name).write_bytes(content)
-    shutil.rmtree(stack.extravars["prosaas_reports_dir"], ignore_errors=True)
+    """The state and reports folders as v1 left them: one release, its report, no lock."""
+    restore_files(stack.state_dir, snapshot.state)
+    restore_files(stack.reports_dir, snapshot.reports)
 
 
 def restore_schema(stack: Stack, snapshot: Snapshot) -> None:
@@ -342,7 +362,8 @@ def v1_baseline(
 
 @pytest.fixture
 def v1_stack(v1_baseline: tuple[Stack, Snapshot], tmp_path: Path) -> Stack:
-    """The shared stack, back as its v1 deploy left it: v1 healthy, one release, empty call_log.
+    """The shared stack as its v1 deploy left it: v1 healthy, one release and its report, no
+    lock, the v1 schema with an empty call_log.
 
     The reset costs a few SQL statements and file writes; a test that left other containers
     running costs a run of playbooks/start.yml on top.
@@ -431,10 +452,16 @@ def base_image(docker_engine: docker.DockerClient) -> str:
 
 @pytest.fixture(scope="session")
 def build_image(docker_engine: docker.DockerClient) -> Iterator[Callable[..., str]]:
-    """Build an image from a folder; every image built is removed at the end of the session."""
-    built: list[str] = []
+    """Build an image from a folder; every image built is removed at the end of the session.
 
-    def build(path: Path, tag: str, buildargs: dict | None = None) -> str:
+    Each tag gets a suffix of this session's own, so two test sessions on one engine never
+    remove each other's images.
+    """
+    built: list[str] = []
+    session = uuid.uuid4().hex[:8]
+
+    def build(path: Path, name: str, buildargs: dict | None = None) -> str:
+        tag = f"{name}-{session}"
         docker_engine.images.build(path=str(path), tag=tag, buildargs=buildargs or {}, rm=True)
         built.append(tag)
         return tag

@@ -137,6 +137,7 @@ class FaultStack:
     stack: Stack
     client: docker.DockerClient
     engine: Engine | None = None  # set when the stack has an engine of its own to restart
+    unhealthy_version: str = ""  # the app tag that never turns healthy
 
     def checksum(self) -> tuple[int, str]:
         with self.stack.connect(autocommit=True) as conn:
@@ -186,7 +187,8 @@ def seeded_v1(stack: Stack) -> Stack:
 def faults(
     module_stack: Stack, docker_engine: docker.DockerClient, unhealthy_app_image: str
 ) -> FaultStack:
-    return FaultStack(seeded_v1(module_stack), docker_engine)
+    unhealthy_version = unhealthy_app_image.split(":")[1]
+    return FaultStack(seeded_v1(module_stack), docker_engine, unhealthy_version=unhealthy_version)
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +292,9 @@ def image_missing(s: FaultStack) -> DeployRun:
 def service_never_healthy(s: FaultStack) -> DeployRun:
     # app:v2 with its health forced to fail (tests.e2e.conftest.unhealthy_app_image).
     return s.stack.deploy(
-        "v2-unhealthy", prosaas_migrate_image="prosaas-demo/migrate:v2", service_up_wait_timeout=15
+        s.unhealthy_version,
+        prosaas_migrate_image="prosaas-demo/migrate:v2",
+        service_up_wait_timeout=15,
     )
 
 

@@ -74,9 +74,9 @@ def test_a_deploy_that_succeeds_posts_start_then_success(stack: Stack, webhook: 
 
 
 def test_a_failed_deploy_posts_rollback_then_failure_with_the_reason(
-    stack: Stack, webhook: Webhook, broken_migrate_image: str
+    v1_stack: Stack, webhook: Webhook, broken_migrate_image: str
 ) -> None:
-    stack.deploy_ok("v1")
+    stack = v1_stack
 
     run = stack.deploy(
         "v2", prosaas_migrate_image=broken_migrate_image, prosaas_notify_webhook_url=webhook.url
