@@ -28,8 +28,8 @@ ruff format --check .
 yamllint --strict .
 ansible-lint --offline -q
 
-say "tests: pytest"
-python -m pytest "$@"
+say "tests: pytest, on two workers (one test file each at a time; -n 0 runs in one process)"
+python -m pytest -n 2 --dist loadfile "$@"
 
 tree_after=$(work_tree_status)
 if [ "$tree_after" != "$tree_before" ]; then

@@ -7,8 +7,9 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import ansible_runner
 import docker
@@ -17,6 +18,7 @@ import pytest
 from docker.errors import DockerException
 
 from tests import pg_cluster
+from tests.e2e import reliability
 from tests.pg_cluster import free_loopback_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +34,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         layer = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
         if layer in LAYERS:
             item.add_marker(getattr(pytest.mark, layer))
+
+
+# --- The reliability record: one per session, pytest-xdist workers merged -------------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker hands its record to the controller; the controller (or a lone run) saves."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["reliability"] = asdict(reliability.RECORD)
+    else:
+        reliability.save_if_complete()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist: a worker ended; keep what it recorded."""
+    recorded = getattr(node, "workeroutput", {}).get("reliability")
+    if recorded:
+        reliability.RECORD.merge(recorded)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------

@@ -37,7 +37,6 @@ from tests.conftest import (
     remove_stack,
     run_playbook,
 )
-from tests.e2e.reliability import save_if_complete
 from tests.engines import Engine, EngineError
 
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
@@ -100,13 +99,6 @@ def wait_until(
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def reliability_record() -> Iterator[None]:
-    """Save what the fault, bad-input and security suites saw (tests/e2e/reliability.py)."""
-    yield
-    save_if_complete()
 
 
 # --- One stack ------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """What the fault, bad-input and security suites saw in their last run, and docs/reliability.md.
 
-The suites record into RECORD; tests/e2e/conftest.py saves it to tests/.artifacts/ (ignored
-by git) at the end of a session in which every one of them ran in full. The tracked document
+The suites record into RECORD; at the end of a session in which every one of them ran in
+full, tests/conftest.py saves it to tests/.artifacts/ (ignored by git), after merging what
+each pytest-xdist worker recorded. The tracked document
 is rendered from the last saved run only when someone means to commit it:
 
     python -m tests.e2e.reliability     # writes docs/reliability.md from the last run
@@ -13,8 +14,9 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 RELIABILITY_DOC = ROOT / "docs" / "reliability.md"
 LAST_RUN = ROOT / "tests" / ".artifacts" / "reliability.json"
@@ -41,6 +43,16 @@ class Record:
     secrets: dict[str, int] = field(default_factory=dict)  # places searched, secrets found
     seed_rows: int = 0  # rows in call_log during the faults
     finished: str = ""  # when the run that recorded this ended (UTC)
+
+    def merge(self, data: dict) -> None:
+        """Add what another test process recorded (pytest-xdist runs suites side by side)."""
+        other = load_record(data)
+        self.faults.update(other.faults)
+        self.bad_inputs.update(other.bad_inputs)
+        self.secrets.update(other.secrets)
+        self.fault_rows = max(self.fault_rows, other.fault_rows)
+        self.bad_input_cases = max(self.bad_input_cases, other.bad_input_cases)
+        self.seed_rows = max(self.seed_rows, other.seed_rows)
 
     def complete(self) -> bool:
         return (
@@ -129,10 +141,14 @@ def save_if_complete() -> bool:
     return True
 
 
+def load_record(data: dict) -> Record:
+    fields = dict(data)
+    faults = {key: Observed(**row) for key, row in fields.pop("faults").items()}
+    return Record(faults=faults, **fields)
+
+
 def load_last_run() -> Record:
-    data = json.loads(LAST_RUN.read_text())
-    faults = {key: Observed(**row) for key, row in data.pop("faults").items()}
-    return Record(faults=faults, **data)
+    return load_record(json.loads(LAST_RUN.read_text()))
 
 
 def main() -> int:

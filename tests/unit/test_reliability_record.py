@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,22 @@ def test_rendering_with_no_saved_run_says_what_to_do(
 ) -> None:
     assert reliability.main() == 1
     assert "run scripts/test.sh first" in capsys.readouterr().err
+
+
+def test_records_of_two_workers_merge_into_one_complete_record(record: Record) -> None:
+    faults_worker = Record(fault_rows=1, bad_input_cases=1, seed_rows=2_000)
+    complete(faults_worker)
+    faults_worker.bad_inputs.clear()
+    faults_worker.secrets.clear()
+    inputs_worker = Record(fault_rows=1, bad_input_cases=1)
+    inputs_worker.bad_inputs["unknown key"] = "a line"
+    inputs_worker.secrets.update(searched=3, found=0)
+    controller = Record()
+
+    controller.merge(asdict(faults_worker))
+    assert not controller.complete()
+    controller.merge(asdict(inputs_worker))
+
+    assert controller.complete()
+    assert controller.seed_rows == 2_000
+    assert controller.faults == faults_worker.faults
