@@ -20,9 +20,20 @@ from docker.errors import DockerException
 from tests import pg_cluster
 from tests.e2e import reliability
 from tests.pg_cluster import free_loopback_port
+from tests.ssh_hosts import (
+    HostError,
+    SessionKeys,
+    SshHost,
+    host_image,
+    remove_host,
+    start_host,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("unit", "integration", "e2e")
+# How the tests run Ansible: the project's ansible.cfg, and host keys checked as ops have them
+# (ansible-runner turns the check off unless told otherwise).
+ANSIBLE_ENV = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_HOST_KEY_CHECKING": "True"}
 # The Ansible commands (and squawk) installed beside this interpreter, even when the
 # virtualenv is not activated.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -137,6 +148,46 @@ def demo_images(docker_engine: docker.DockerClient) -> list[str]:
     return wanted
 
 
+@pytest.fixture(scope="session")
+def base_image(docker_engine: docker.DockerClient) -> str:
+    """BASE_IMAGE (scripts/test.sh exports it), else the newest prosaas-deploy/base tag."""
+    if os.environ.get("BASE_IMAGE"):
+        return os.environ["BASE_IMAGE"]
+    images = sorted(
+        docker_engine.images.list(name="prosaas-deploy/base"),
+        key=lambda image: image.attrs["Created"],
+    )
+    tags = [tag for image in images for tag in image.tags]
+    if not tags:
+        pytest.fail("no prosaas-deploy/base image and no BASE_IMAGE: run scripts/test.sh")
+    return tags[-1]
+
+
+# --- Test hosts: bare servers reached over SSH (tests/ssh_hosts.py) ----------------------
+
+
+@pytest.fixture(scope="session")
+def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SessionKeys:
+    """The deploy user's key pair and the known_hosts file of this session's test hosts."""
+    return SessionKeys.make(tmp_path_factory.mktemp("ssh"))
+
+
+@pytest.fixture(scope="session")
+def ssh_host(
+    docker_engine: docker.DockerClient, base_image: str, ssh_keys: SessionKeys
+) -> Iterator[SshHost]:
+    """One bare test host (its own hostname and host keys), removed at the end of the session."""
+    name = f"pdhost-{uuid.uuid4().hex[:6]}"
+    try:
+        host = start_host(docker_engine, host_image(docker_engine, base_image), name, ssh_keys)
+    except HostError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield host
+    finally:
+        remove_host(docker_engine, host)
+
+
 # --- Playbooks ----------------------------------------------------------------------
 
 
@@ -152,7 +203,7 @@ def playbook_args(
         "playbook": str(ROOT / playbook),
         "inventory": str(ROOT / "inventories" / inventory),
         "extravars": extravars or {},
-        "envvars": {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        "envvars": ANSIBLE_ENV,
         "quiet": True,
     }
 
@@ -193,7 +244,7 @@ def run_module(
         module=module,
         module_args=json.dumps(args),
         cmdline=" ".join(flags) or None,
-        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        envvars=ANSIBLE_ENV,
         quiet=True,
     )
     results = [

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -425,21 +424,6 @@ def stack_on(engine: Engine, base: Path) -> Stack:
 
 
 # --- Test-only images -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def base_image(docker_engine: docker.DockerClient) -> str:
-    """BASE_IMAGE (scripts/test.sh exports it), else the newest prosaas-deploy/base tag."""
-    if os.environ.get("BASE_IMAGE"):
-        return os.environ["BASE_IMAGE"]
-    images = sorted(
-        docker_engine.images.list(name="prosaas-deploy/base"),
-        key=lambda image: image.attrs["Created"],
-    )
-    tags = [tag for image in images for tag in image.tags]
-    if not tags:
-        pytest.fail("no prosaas-deploy/base image and no BASE_IMAGE: run scripts/test.sh")
-    return tags[-1]
 
 
 @pytest.fixture(scope="session")
