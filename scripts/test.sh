@@ -16,7 +16,13 @@ ensure_postgres_binaries() {
 work_tree_status() { git -C "$PROSAAS_ROOT" status --porcelain 2>/dev/null || true; }
 tree_before=$(work_tree_status)
 
+# The test hosts are reached over SSH (tests/ssh_hosts.py).
+ensure_ssh_client() {
+    command -v ssh >/dev/null 2>&1 && command -v ssh-keyscan >/dev/null 2>&1 || apt_install openssh-client
+}
+
 ensure_venv
+ensure_ssh_client
 ensure_postgres_binaries
 ensure_docker
 ensure_base_image
