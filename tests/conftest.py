@@ -230,19 +230,31 @@ class ModuleRun:
 
 
 def run_module(
-    tmp_path: Path, module: str, args: dict, *, check: bool = False, diff: bool = False
+    tmp_path: Path,
+    module: str,
+    args: dict | str,
+    *,
+    check: bool = False,
+    diff: bool = False,
+    become: bool = False,
+    host: str = "localhost",
+    inventory: Path = ROOT / "inventories" / "local",
 ) -> ModuleRun:
-    """Run a module of library/ on localhost through Ansible itself (ad hoc, like `ansible -m`)."""
+    """Run a module on HOST of INVENTORY through Ansible itself (ad hoc, like `ansible -m`).
+
+    ARGS: a dict of options, or a free-form string (the command module's).
+    """
     private_data_dir = tmp_path / f"module-{uuid.uuid4().hex[:8]}"
     private_data_dir.mkdir()
-    flags = [flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted]
+    wanted_flags = (("--check", check), ("--diff", diff), ("--become", become))
+    flags = [flag for flag, wanted in wanted_flags if wanted]
     runner = ansible_runner.run(
         private_data_dir=str(private_data_dir),
         project_dir=str(ROOT),
-        host_pattern="localhost",
-        inventory=str(ROOT / "inventories" / "local"),
+        host_pattern=host,
+        inventory=str(inventory),
         module=module,
-        module_args=json.dumps(args),
+        module_args=json.dumps(args) if isinstance(args, dict) else args,
         cmdline=" ".join(flags) or None,
         envvars=ANSIBLE_ENV,
         quiet=True,

@@ -184,6 +184,14 @@ class Stack:
     def image(self, service: str) -> str:
         return self.container(service).attrs["Config"]["Image"]
 
+    def runs_healthy(self, version: str) -> bool:
+        """assert_app_healthy_on as a question: False where it would fail."""
+        try:
+            self.assert_app_healthy_on(version)
+        except (AssertionError, docker.errors.NotFound):
+            return False
+        return True
+
     def container_ids(self) -> dict[str, str]:
         return {service: self.container(service).id for service in INFRA_SERVICES + APP_SERVICES}
 
@@ -241,7 +249,8 @@ SCHEMA_SQL = {
 
 @dataclass
 class Snapshot:
-    """What a stack looked like right after its v1 deploy: state files, schema, containers."""
+    """What a stack looked like right after its v1 deploy: its state and report files, its
+    schema and applied migrations, and v1's release record."""
 
     state: dict[str, bytes]
     reports: dict[str, bytes]
@@ -312,11 +321,7 @@ def restore_schema(stack: Stack, snapshot: Snapshot) -> None:
 
 def runs_release(stack: Stack, release: dict) -> bool:
     """Whether the app services run RELEASE healthy, and the infra services are healthy."""
-    try:
-        stack.assert_app_healthy_on(release["version"])
-    except (AssertionError, docker.errors.NotFound):
-        return False
-    return all(
+    return stack.runs_healthy(release["version"]) and all(
         stack.container(s).labels.get("prosaas.release") == release["id"] for s in APP_SERVICES
     )
 
@@ -330,7 +335,6 @@ def restore_containers(stack: Stack, snapshot: Snapshot) -> None:
     if not runs_release(stack, snapshot.release):
         started = stack.play("playbooks/start.yml", "v1")
         assert started.rc == 0, started.describe()
-        restore_state_dir(stack, snapshot)
     assert runs_release(stack, snapshot.release), "v1 could not be restored"
 
 

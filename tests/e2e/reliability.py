@@ -2,8 +2,8 @@
 
 The suites record into RECORD; at the end of a session in which every one of them ran in
 full, tests/conftest.py saves it to tests/.artifacts/ (ignored by git), after merging what
-each pytest-xdist worker recorded. The tracked document
-is rendered from the last saved run only when someone means to commit it:
+each pytest-xdist worker recorded. The tracked document is rendered from the last saved run
+only when someone means to commit it:
 
     python -m tests.e2e.reliability     # writes docs/reliability.md from the last run
 """

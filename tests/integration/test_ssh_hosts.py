@@ -7,10 +7,9 @@ import json
 import uuid
 from pathlib import Path
 
-import ansible_runner
 import yaml
 
-from tests.conftest import ANSIBLE_ENV
+from tests.conftest import run_module
 from tests.ssh_hosts import SessionKeys, SshHost
 
 
@@ -28,30 +27,13 @@ def ad_hoc(
 
     FRESH_CONNECTION: never reuse a master connection an earlier test left open.
     """
-    private_data_dir = tmp_path / f"adhoc-{uuid.uuid4().hex[:8]}"
-    private_data_dir.mkdir()
-    inventory = private_data_dir / "hosts.yml"
+    inventory = tmp_path / f"hosts-{uuid.uuid4().hex[:8]}.yml"
     host_vars = host.inventory_vars(keys)
     if fresh_connection:
         host_vars["ansible_ssh_common_args"] += " -o ControlPath=none"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {host.name: host_vars}}}))
-    runner = ansible_runner.run(
-        private_data_dir=str(private_data_dir),
-        host_pattern=host.name,
-        inventory=str(inventory),
-        module=module,
-        module_args=args,
-        cmdline="--become" if become else None,
-        envvars=ANSIBLE_ENV,
-        quiet=True,
-    )
-    results = [
-        (event["event"], event["event_data"]["res"])
-        for event in runner.events
-        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable")
-    ]
-    assert len(results) == 1, runner.stdout.read()
-    return results[0]
+    run = run_module(tmp_path, module, args, become=become, host=host.name, inventory=inventory)
+    return run.event, run.result
 
 
 def test_ansible_reaches_the_host_as_deploy_and_becomes_root_with_sudo(
