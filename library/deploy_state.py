@@ -18,9 +18,10 @@ description:
     written with mode 0600. C(releases.json) is replaced atomically and its prior version
     is kept as C(releases.json.bak).
   - A lock left by a deploy that no longer runs is reported as stale with its holder, and
-    broken only with O(break_stale=true). A lock taken on this machine is stale when its
-    pid no longer runs an Ansible process; a lock taken from another control host is stale
-    only once older than O(stale_after), since its pid cannot be checked from here.
+    broken only with O(break_stale=true). The lock is a lease, taken for O(lease) seconds
+    and renewed (V(renew)) by the running deploy at each phase, so a lock whose lease ran
+    out is stale whichever control node looks at it. A lock taken on the machine the module
+    runs on is also stale as soon as its pid no longer runs an Ansible process.
   - Every failure is one line naming what to do, for example the RUNBOOK.md section.
 version_added: "0.1.0"
 author: prosaas-deploy
@@ -29,6 +30,9 @@ options:
     description:
       - V(lock) takes the deploy lock for O(owner); fails when another deploy holds it or
         when a stale lock is found and O(break_stale) is not set.
+      - V(renew) extends the lease of the lock O(owner) holds by O(lease) seconds from now;
+        fails when the lock is gone or held by another deploy (the lease ran out and the lock
+        was broken), since another deploy may then be running.
       - V(unlock) releases the lock when O(owner) holds it; a lock held by someone else is
         left alone and reported in RV(warning).
       - V(begin) appends O(release) to the history as C(in_progress).
@@ -44,13 +48,14 @@ options:
         or unknown release is refused.
     type: str
     required: true
-    choices: [lock, unlock, begin, finish, read, note, rollback]
+    choices: [lock, renew, unlock, begin, finish, read, note, rollback]
   state_dir:
     description: Directory holding the lock and the history; created with mode 0700.
     type: path
     default: /var/lib/prosaas-deploy
   owner:
-    description: Who runs the deploy. Required for O(action=lock) and O(action=unlock).
+    description:
+      - Who runs the deploy. Required for O(action=lock), O(action=renew) and O(action=unlock).
     type: dict
     suboptions:
       user:
@@ -77,12 +82,12 @@ options:
     description: Remove a stale lock and take it. A lock whose owner still runs is never broken.
     type: bool
     default: false
-  stale_after:
+  lease:
     description:
-      - Seconds after which a lock taken from another host counts as stale, since its pid
-        cannot be checked from here.
+      - Seconds the lock stays live after it is taken (V(lock)) or renewed (V(renew)) without
+        being renewed again; after that, any control node sees it as stale.
     type: int
-    default: 21600
+    default: 120
   release:
     description:
       - The new release, for O(action=begin).
@@ -162,6 +167,13 @@ EXAMPLES = r"""
     owner: "{{ lookup('deploy_controller') | combine({'release': release_id}) }}"
     controller_host: "{{ lookup('deploy_controller').host }}"
     break_stale: "{{ prosaas_break_stale_lock | bool }}"
+    lease: 120
+
+- name: Keep the lock through a migration that may take up to 30 minutes
+  deploy_state:
+    action: renew
+    owner: "{{ lookup('deploy_controller') | combine({'release': release_id}) }}"
+    lease: 1920
 
 - name: Record the new release as in progress
   deploy_state:
@@ -219,10 +231,11 @@ actions:
             on bastion1)", "acquired deploy lock for ops@bastion1 pid 5151"]
 holder:
   description: The lock record now in the file (after the run); null when there is none.
-  returned: lock, unlock
+  returned: lock, renew, unlock
   type: dict
   sample: {"user": "ops", "host": "bastion1", "pid": 5151, "release": "20261124T120000Z-v2",
-           "started_at": "2026-11-24T12:00:00Z"}
+           "started_at": "2026-11-24T12:00:00Z", "renewed_at": "2026-11-24T12:00:00Z",
+           "expires_at": "2026-11-24T12:02:00Z"}
 acquired:
   description: Whether O(owner) holds the lock after the run.
   returned: lock
@@ -238,7 +251,7 @@ stale_check:
   description: How the staleness of the existing lock was decided; null when there was none.
   returned: lock, read
   type: str
-  sample: "pid 4242 no longer runs a deploy on bastion1"
+  sample: "lease ran out 95 s ago, at 2026-11-24T12:02:00Z"
 released:
   description: Whether the lock of O(owner) was removed.
   returned: unlock
@@ -301,6 +314,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prosaas_state import (
+    DEFAULT_LEASE,
     HISTORY_FILE,
     LOCK_FILE,
     StateError,
@@ -317,6 +331,7 @@ from ansible.module_utils.prosaas_state import (
     lock_staleness,
     read_lock,
     remove_file,
+    renew_lock,
     roll_back,
     same_owner,
     stale_message,
@@ -324,7 +339,7 @@ from ansible.module_utils.prosaas_state import (
 )
 from ansible.module_utils.prosaas_state import atomic_write as write_file
 
-WRITERS = ("lock", "unlock", "begin", "finish", "note", "rollback")
+WRITERS = ("lock", "renew", "unlock", "begin", "finish", "note", "rollback")
 
 
 def argument_spec() -> dict[str, Any]:
@@ -332,7 +347,7 @@ def argument_spec() -> dict[str, Any]:
         "action": {
             "type": "str",
             "required": True,
-            "choices": ["lock", "unlock", "begin", "finish", "read", "note", "rollback"],
+            "choices": ["lock", "renew", "unlock", "begin", "finish", "read", "note", "rollback"],
         },
         "state_dir": {"type": "path", "default": "/var/lib/prosaas-deploy"},
         "owner": {
@@ -346,7 +361,7 @@ def argument_spec() -> dict[str, Any]:
         },
         "controller_host": {"type": "str"},
         "break_stale": {"type": "bool", "default": False},
-        "stale_after": {"type": "int", "default": 21600},
+        "lease": {"type": "int", "default": DEFAULT_LEASE},
         "release": {
             "type": "dict",
             "options": {
@@ -408,9 +423,7 @@ class DeployState:
     # --- lock -------------------------------------------------------------------------
 
     def staleness(self, lock: dict[str, Any]) -> tuple[bool, str]:
-        stale, why = lock_staleness(
-            lock, local_host=self.local_host, stale_after=self.params["stale_after"]
-        )
+        stale, why = lock_staleness(lock, local_host=self.local_host)
         controller = self.params["controller_host"]
         if controller and controller != self.local_host:
             why += f" (deploy run from {controller})"
@@ -430,7 +443,7 @@ class DeployState:
             return
         if existing is not None:
             self.take_over(existing)
-        wanted = lock_record(owner)
+        wanted = lock_record(owner, self.params["lease"])
         self.diff["after"] = wanted
         if self.act(f"acquired deploy lock for {who(wanted)}") and not create_exclusive(
             self.lock_path, to_json(wanted)
@@ -438,6 +451,16 @@ class DeployState:
             self.result["holder"] = read_lock(self.lock_path)  # taken meanwhile by another run
             self.fail(held_message(self.result["holder"] or {}))
         self.result.update(holder=wanted, acquired=True)
+
+    def renew(self) -> None:
+        existing = read_lock(self.lock_path)
+        renewed = renew_lock(existing, self.params["owner"], self.params["lease"])
+        self.result["holder"] = renewed
+        self.diff = {"before": existing, "after": renewed}
+        # Renewing is bookkeeping, like taking the lock: reported, never a change.
+        self.actions.append(f"renewed the lease of {who(renewed)} until {renewed['expires_at']}")
+        if not self.module.check_mode:
+            write_file(self.lock_path, to_json(renewed), keep_backup=False)
 
     def take_over(self, existing: dict[str, Any]) -> None:
         """Break EXISTING when it is stale and breaking was asked for; fail otherwise."""
@@ -569,6 +592,7 @@ def main() -> None:
         argument_spec=argument_spec(),
         required_if=[
             ("action", "lock", ("owner",)),
+            ("action", "renew", ("owner",)),
             ("action", "unlock", ("owner",)),
             ("action", "begin", ("release",)),
             ("action", "finish", ("release_id", "outcome")),

@@ -3,7 +3,8 @@
 The module deploy_state drives these functions; unit tests import them directly.
 
 Files under the state directory:
-  deploy.lock     the lock record {user, host, pid, release, started_at}, created atomically
+  deploy.lock     the lock record {user, host, pid, release, started_at, renewed_at,
+                  expires_at}, created atomically; the running deploy renews its lease
   releases.json   {"releases": [record, ...]}, oldest first; written atomically, the prior
                   version kept as releases.json.bak
 """
@@ -18,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ HISTORY_FILE = "releases.json"
 MUTEX_FILE = ".deploy_state.mutex"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
-DEFAULT_STALE_AFTER = 6 * 3600
+DEFAULT_LEASE = 120
 DEFAULT_KEEP = 50
 KEEP_SUCCEEDED = 2
 SUCCEEDED = "succeeded"
@@ -86,15 +87,46 @@ def one_line(text: Any) -> str:
 # --- Lock record and staleness ----------------------------------------------------------
 
 
-def lock_record(owner: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """What deploy.lock holds for OWNER (user, host, pid, release)."""
+def lock_record(owner: dict[str, Any], lease: int, now: datetime | None = None) -> dict[str, Any]:
+    """What deploy.lock holds for OWNER (user, host, pid, release), leased for LEASE seconds."""
+    moment = now or utc_now()
     return {
         "user": owner.get("user"),
         "host": owner.get("host"),
         "pid": owner.get("pid"),
         "release": owner.get("release"),
-        "started_at": iso(now or utc_now()),
+        "started_at": iso(moment),
+        **lease_times(lease, moment),
     }
+
+
+def lease_times(lease: int, now: datetime) -> dict[str, str]:
+    """When a lease of LEASE seconds taken or renewed at NOW was renewed and runs out."""
+    if lease < 1:
+        raise StateError(f"the lock lease must be at least 1 second, got {lease}")
+    return {"renewed_at": iso(now), "expires_at": iso(now + timedelta(seconds=lease))}
+
+
+def renew_lock(
+    lock: dict[str, Any] | None, owner: dict[str, Any], lease: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """LOCK with its lease renewed for LEASE seconds from NOW; StateError unless OWNER holds it.
+
+    A deploy whose lock is gone or held by another must stop: its lease ran out and someone
+    broke the lock, so another deploy may be running.
+    """
+    if lock is None or lock.get("unreadable"):
+        raise StateError(
+            f"the deploy lock of {_holder(owner)} is gone (broken after its lease ran out?): "
+            "stop, another deploy may be running"
+        )
+    if not same_owner(lock, owner):
+        raise StateError(
+            f"the deploy lock is now held by {_holder(lock)} since "
+            f"{lock.get('started_at') or '?'}, not by this deploy ({_holder(owner)}): "
+            "stop, another deploy is running"
+        )
+    return {**lock, **lease_times(lease, now or utc_now())}
 
 
 def same_owner(lock: dict[str, Any] | None, owner: dict[str, Any]) -> bool:
@@ -141,15 +173,15 @@ def lock_staleness(
     lock: dict[str, Any],
     *,
     local_host: str,
-    stale_after: int,
     now: datetime | None = None,
     is_running: Callable[[Any], bool] = pid_running,
 ) -> tuple[bool, str]:
     """(stale, why) for an existing lock, seen from LOCAL_HOST.
 
-    A lock taken on this machine is stale when its pid no longer runs a deploy. A lock from
-    another control host cannot have its pid checked from here: it is stale only once older
-    than STALE_AFTER seconds. An unreadable lock record is stale.
+    A lock taken on this machine is stale as soon as its pid no longer runs a deploy. From
+    anywhere else the lease decides: the running deploy renews it at each phase, so a lock
+    whose lease ran out belongs to a deploy that was killed or lost its control node. An
+    unreadable lock record is stale.
     """
     if lock.get("unreadable"):
         return True, f"lock file unreadable ({lock['unreadable']})"
@@ -158,19 +190,13 @@ def lock_staleness(
         if is_running(lock.get("pid")):
             return False, f"pid {lock.get('pid')} still runs a deploy on {local_host}"
         return True, f"pid {lock.get('pid')} no longer runs a deploy on {local_host}"
-    started = parse_iso(lock.get("started_at"))
-    if started is None:
-        return True, f"pid not checkable from {local_host}; start time unreadable"
-    age = ((now or utc_now()) - started).total_seconds()
-    if age > stale_after:
-        return True, (
-            f"pid not checkable from {local_host}; age {describe_age(age)} "
-            f"exceeds {describe_age(stale_after)}"
-        )
-    return False, (
-        f"pid not checkable from {local_host}; age {describe_age(age)} "
-        f"within {describe_age(stale_after)}"
-    )
+    expires = parse_iso(lock.get("expires_at"))
+    if expires is None:
+        return True, "lease expiry unreadable"
+    left = (expires - (now or utc_now())).total_seconds()
+    if left < 0:
+        return True, f"lease ran out {describe_age(-left)} ago, at {iso(expires)}"
+    return False, f"lease runs until {iso(expires)} ({describe_age(left)} left)"
 
 
 def _holder(lock: dict[str, Any]) -> str:
@@ -180,8 +206,8 @@ def _holder(lock: dict[str, Any]) -> str:
 def held_message(lock: dict[str, Any]) -> str:
     return (
         f"deploy lock held by {_holder(lock)} since {lock.get('started_at') or '?'} "
-        f"(release {lock.get('release') or '?'}): another deploy is running; "
-        "wait for it to finish"
+        f"(release {lock.get('release') or '?'}, lease until {lock.get('expires_at') or '?'}): "
+        "another deploy is running; wait for it to finish"
     )
 
 
@@ -191,7 +217,7 @@ def stale_message(lock: dict[str, Any], why: str, local_host: str) -> str:
     elif lock.get("host") == local_host:
         state = "(not running)"
     else:
-        state = f"(too old; {why})"
+        state = f"({why})"
     return (
         f"stale deploy lock left by {_holder(lock)} {state} since "
         f"{lock.get('started_at') or '?'}, release {lock.get('release') or '?'}: "

@@ -3,8 +3,10 @@
 #   scripts/scheduled-deploy.sh [ansible-playbook options...]
 # - never prompts: no terminal, the vault password from PROSAAS_VAULT_PASSWORD_FILE;
 # - one run at a time on this control host (flock on PROSAAS_SCHEDULE_LOCK);
-# - a run that finds a deploy already running (this lock, or the deploy lock on the host)
-#   logs one line and exits 0; any other failure exits with ansible-playbook's code.
+# - a run that finds a deploy already running (this lock, or a live deploy lock) logs one
+#   line naming the holder and exits 0; a stale deploy lock (a deploy that died, perhaps
+#   with the app stopped) is a failure: one line, the deploy's notification, a non-zero
+#   exit. Any other failure exits with ansible-playbook's code.
 # Output goes to stdout: the journal under systemd, the log file under cron.
 # Environment: PROSAAS_VAULT_PASSWORD_FILE (required), PROSAAS_INVENTORY (default
 # inventories/staging), PROSAAS_SCHEDULE_LOCK (default /run/lock/prosaas-scheduled-deploy.lock).
@@ -41,8 +43,12 @@ cd "$checkout" && ANSIBLE_NOCOLOR=1 ANSIBLE_CONFIG="$checkout/ansible.cfg" \
 rc=$?
 cat "$output"
 if [ "$rc" -ne 0 ] && grep -q "another deploy is running" "$output"; then
-    say "skipped: another deploy is running on the host (see the lock line above)"
+    say "skipped: $(grep -o 'deploy lock held by [^:]*' "$output" | head -n 1); another deploy is running"
     exit 0
+fi
+if [ "$rc" -ne 0 ] && grep -q "stale deploy lock left by" "$output"; then
+    say "failed: $(grep -o 'stale deploy lock left by [^:]*' "$output" | head -n 1): RUNBOOK.md \"Stale deploy lock\""
+    exit "$rc"
 fi
 say "finished: exit code $rc"
 exit "$rc"

@@ -28,6 +28,7 @@ from tests.ssh_hosts import (
     remove_host,
     start_host,
 )
+from tests.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("unit", "integration", "e2e")
@@ -161,6 +162,18 @@ def base_image(docker_engine: docker.DockerClient) -> str:
     if not tags:
         pytest.fail("no prosaas-deploy/base image and no BASE_IMAGE: run scripts/test.sh")
     return tags[-1]
+
+
+# --- Chat webhook: a loopback server that records each post (tests/webhook.py) -------
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    hook.start()
+    yield hook
+    assert hook.server is not None
+    hook.server.shutdown()
 
 
 # --- Test hosts: bare servers reached over SSH (tests/ssh_hosts.py) ----------------------

@@ -17,6 +17,9 @@ description:
   - Returns the owner record of the deploy lock, taken on the control node.
   - The pid is that of the ansible-playbook process, so a lock left by a run that was
     killed can be recognised as stale on the control host.
+  - The control host is named by the environment variable E(PROSAAS_CONTROL_NODE) when set,
+    else by its hostname. Set it where control nodes are containers whose hostname changes
+    from run to run (CI runners), so their locks keep a name an operator recognises.
 options: {}
 """
 
@@ -43,4 +46,5 @@ def playbook_pid() -> int:
 
 class LookupModule(LookupBase):
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list:
-        return [{"user": getpass.getuser(), "host": socket.gethostname(), "pid": playbook_pid()}]
+        host = os.environ.get("PROSAAS_CONTROL_NODE") or socket.gethostname()
+        return [{"user": getpass.getuser(), "host": host, "pid": playbook_pid()}]

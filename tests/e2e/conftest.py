@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -100,6 +101,62 @@ def wait_until(
         time.sleep(interval)
 
 
+# --- Runs interrupted on purpose ----------------------------------------------------
+
+
+@dataclass
+class Hook:
+    """Runs ACTION once, when the play emits EVENT for the task named TASK."""
+
+    event: str
+    task: str
+    action: Callable[[], None]
+    fired: bool = False
+
+    def offer(self, event: dict) -> None:
+        data = event.get("event_data", {})
+        if not self.fired and event.get("event") == self.event and data.get("task") == self.task:
+            self.fired = True
+            self.action()
+
+
+def deploy_with_hooks(stack: Stack, hooks: list[Hook], **extra: Any) -> DeployRun:
+    """deploy.yml of v2 on STACK; each hook acts as the play reaches its task."""
+
+    def handle(event: dict) -> bool:
+        for hook in hooks:
+            hook.offer(event)
+        return True
+
+    args = playbook_args(
+        "deploy.yml", stack.tmp_path, stack.vars_for("v2", **extra), stack.inventory
+    )
+    thread, runner = ansible_runner.run_async(**args, event_handler=handle)
+    thread.join(timeout=600)
+    assert not thread.is_alive(), "the deploy did not end"
+    unfired = [f"{hook.event} {hook.task}" for hook in hooks if not hook.fired]
+    assert not unfired, f"the play never reached: {unfired}"
+    return DeployRun.of(runner)
+
+
+def deploy_pid(stack: Stack) -> int:
+    """The pid of the running ansible-playbook, from the deploy lock it holds."""
+    lock = wait_until(stack.lock, 30, "the deploy lock")
+    return int(lock["pid"])
+
+
+def signal_until_gone(group: int, signum: int, presses: int = 20) -> None:
+    """Send SIGNUM to GROUP every half second until no process of it is left, as an operator
+    presses Ctrl-C again: Python drops a KeyboardInterrupt raised inside a weakref callback
+    ("Exception ignored in ..."), so one SIGINT does not always stop ansible-playbook."""
+    for _ in range(presses):
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+
+
 # --- One stack ------------------------------------------------------------------------
 
 
@@ -113,6 +170,8 @@ class Stack:
     tmp_path: Path
     # The migration lint runs in preflight only where a test is about what it refuses.
     lint: bool = False
+    # The project's inventory name, or the path of a test's own.
+    inventory: str = "local"
 
     # deploy runs
     def vars_for(self, version: str, **extra: Any) -> dict:
@@ -126,7 +185,7 @@ class Stack:
     def play(self, playbook: str, version: str, **extra: Any) -> DeployRun:
         """Run PLAYBOOK (deploy.yml or a runbook one) on this stack with VERSION's images."""
         extravars = self.vars_for(version, **extra)
-        return DeployRun.of(run_playbook(playbook, self.tmp_path, extravars))
+        return DeployRun.of(run_playbook(playbook, self.tmp_path, extravars, self.inventory))
 
     def deploy(self, version: str, **extra: Any) -> DeployRun:
         return self.play("deploy.yml", version, **extra)

@@ -32,7 +32,17 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, playbook_args, remove_stack
-from tests.e2e.conftest import APP_SERVICES, DeployRun, Stack, stack_on, wait_until
+from tests.e2e.conftest import (
+    APP_SERVICES,
+    DeployRun,
+    Hook,
+    Stack,
+    deploy_pid,
+    deploy_with_hooks,
+    signal_until_gone,
+    stack_on,
+    wait_until,
+)
 from tests.e2e.reliability import RECORD, Observed
 from tests.engines import Engine
 from tests.pg_cluster import free_loopback_port
@@ -53,45 +63,6 @@ RESET_109_SQL = """
 
 
 # --- injection --------------------------------------------------------------------------
-
-
-@dataclass
-class Hook:
-    """Runs ACTION once, when the play emits EVENT for the task named TASK."""
-
-    event: str
-    task: str
-    action: Callable[[], None]
-    fired: bool = False
-
-    def offer(self, event: dict) -> None:
-        data = event.get("event_data", {})
-        if not self.fired and event.get("event") == self.event and data.get("task") == self.task:
-            self.fired = True
-            self.action()
-
-
-def deploy_with_hooks(stack: Stack, hooks: list[Hook], **extra: Any) -> DeployRun:
-    """deploy.yml of v2 on STACK; each hook acts as the play reaches its task."""
-
-    def handle(event: dict) -> bool:
-        for hook in hooks:
-            hook.offer(event)
-        return True
-
-    args = playbook_args("deploy.yml", stack.tmp_path, stack.vars_for("v2", **extra))
-    thread, runner = ansible_runner.run_async(**args, event_handler=handle)
-    thread.join(timeout=600)
-    assert not thread.is_alive(), "the deploy did not end"
-    unfired = [f"{hook.event} {hook.task}" for hook in hooks if not hook.fired]
-    assert not unfired, f"the play never reached: {unfired}"
-    return DeployRun.of(runner)
-
-
-def deploy_pid(stack: Stack) -> int:
-    """The pid of the running ansible-playbook, from the deploy lock it holds."""
-    lock = wait_until(stack.lock, 30, "the deploy lock")
-    return int(lock["pid"])
 
 
 class OneConnectionProxy:
@@ -326,18 +297,6 @@ def killed_at(s: FaultStack, task: str, signum: int) -> DeployRun:
     killed = deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, kill)])
     assert killed.rc != 0, killed.describe()
     return s.stack.deploy("v2")
-
-
-def signal_until_gone(group: int, signum: int, presses: int = 20) -> None:
-    """Send SIGNUM to GROUP every half second until no process of it is left, as an operator
-    presses Ctrl-C again: Python drops a KeyboardInterrupt raised inside a weakref callback
-    ("Exception ignored in ..."), so one SIGINT does not always stop ansible-playbook."""
-    for _ in range(presses):
-        try:
-            os.killpg(group, signum)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
 
 
 def sigint_in_migrate(s: FaultStack) -> DeployRun:

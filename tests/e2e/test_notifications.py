@@ -3,60 +3,11 @@ that fails never fails a deploy. The webhook is a local HTTP server that records
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from tests.e2e.conftest import Stack
 from tests.pg_cluster import free_loopback_port
-
-TOKEN = "T000-hook-token-0123456789"  # noqa: S105 - a fake webhook token, searched for in output
-
-
-@dataclass
-class Webhook:
-    """A loopback HTTP server: every POST body is kept; ANSWER is the status it returns."""
-
-    answer: int = 200
-    posts: list[dict] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/services/{TOKEN}"
-
-    def start(self) -> None:
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                hook.posts.append(json.loads(self.rfile.read(length)))
-                self.send_response(hook.answer)
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[str]:
-        return [post["prosaas"]["event"] for post in self.posts]
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    hook.start()
-    yield hook
-    assert hook.server is not None
-    hook.server.shutdown()
+from tests.webhook import TOKEN, Webhook
 
 
 def test_a_deploy_that_succeeds_posts_start_then_success(stack: Stack, webhook: Webhook) -> None:

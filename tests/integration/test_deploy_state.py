@@ -7,7 +7,9 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +113,8 @@ def test_second_lock_against_a_live_deploy_fails_with_one_line(
     second = state(tmp_path, state_dir, "lock", owner=owner(999999, "r2", "cron"), break_stale=True)
     assert second.failed
     assert second.result["msg"] == (
-        f"deploy lock held by ops@{HERE} pid {fake_deploy.pid} since {started} (release r1): "
+        f"deploy lock held by ops@{HERE} pid {fake_deploy.pid} since {started} (release r1, "
+        f"lease until {first.result['holder']['expires_at']}): "
         "another deploy is running; wait for it to finish"
     )
     assert second.result["acquired"] is False
@@ -143,6 +146,40 @@ def test_lock_of_a_dead_deploy_is_reported_stale_then_broken_on_request(
     assert broken.result["holder"]["pid"] == 4242
     assert broken.result["actions"][0].startswith(f"broke stale lock of ops@{HERE} pid {gone}")
     assert json.loads((state_dir / "deploy.lock").read_text())["pid"] == 4242
+
+
+def test_lock_from_another_control_node_is_stale_once_its_lease_ran_out(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    """Its pid cannot be checked from here: the lease alone decides, renewed or not."""
+    elsewhere = {"user": "ops", "host": "bastion9", "pid": 4242, "release": "r1"}
+    first = state(tmp_path, state_dir, "lock", owner=elsewhere, lease=3)
+    assert not first.failed, first.result
+    renewed = state(tmp_path, state_dir, "renew", owner=elsewhere, lease=3)
+    assert not renewed.failed, renewed.result
+    assert not renewed.result["changed"]
+    assert renewed.result["holder"]["expires_at"] >= first.result["holder"]["expires_at"]
+
+    held = state(tmp_path, state_dir, "lock", owner=owner(4243, "r2"), break_stale=True)
+    assert held.failed
+    assert held.result["msg"].startswith("deploy lock held by ops@bastion9 pid 4242 since ")
+    assert held.result["lock_stale"] is False
+
+    expires = datetime.fromisoformat(renewed.result["holder"]["expires_at"].replace("Z", "+00:00"))
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 1.1)
+    refused = state(tmp_path, state_dir, "lock", owner=owner(4243, "r2"))
+    assert refused.failed
+    assert refused.result["msg"].startswith(
+        "stale deploy lock left by ops@bastion9 pid 4242 (lease ran out "
+    ), refused.result["msg"]
+    broken = state(tmp_path, state_dir, "lock", owner=owner(4243, "r2"), break_stale=True)
+    assert not broken.failed, broken.result
+    assert broken.result["broken_stale"]["host"] == "bastion9"
+
+    # The deploy that lost its lock finds out at its next renewal, and stops.
+    late = state(tmp_path, state_dir, "renew", owner=elsewhere, lease=3)
+    assert late.failed
+    assert late.result["msg"].startswith(f"the deploy lock is now held by ops@{HERE} pid 4243")
 
 
 def test_unlock_removes_only_the_owners_lock(tmp_path: Path, state_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """The unattended staging deploy: roles/schedule writes units systemd accepts (or a
-cron file), and scripts/scheduled-deploy.sh never prompts and skips when a deploy runs."""
+cron file), and scripts/scheduled-deploy.sh never prompts, skips when a deploy runs and
+fails loudly on the lock of one that died."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, host_stats, run_playbook
+from tests.webhook import Webhook
 
 SCRIPT = ROOT / "scripts" / "scheduled-deploy.sh"
 NAME = "prosaas-deploy-staging"
@@ -110,28 +112,54 @@ def test_a_run_without_a_readable_vault_password_file_fails_on_one_line(
     assert "PROSAAS_VAULT_PASSWORD_FILE must name a readable file" in result.stdout
 
 
-def test_a_run_that_finds_a_deploy_running_on_the_host_is_skipped(
+def lock_of_another_control_node(state_dir: Path, lease_left: timedelta) -> None:
+    """A lock taken from bastion2, whose pid cannot be checked here, with LEASE_LEFT to run."""
+    now = datetime.now(UTC)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    lock = {"user": "ops", "host": "bastion2", "pid": 4242, "release": "20261124T060000Z-v1",
+            "started_at": (now - timedelta(minutes=10)).strftime(stamp),
+            "renewed_at": (now - timedelta(minutes=1)).strftime(stamp),
+            "expires_at": (now + lease_left).strftime(stamp)}  # fmt: skip
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "deploy.lock").write_text(json.dumps(lock))
+
+
+def run_against_lock(tmp_path: Path, lease_left: timedelta, webhook_url: str = "") -> str:
+    """The scheduled deploy, local inventory, against a lock from another control node."""
+    state_dir = tmp_path / "state"
+    lock_of_another_control_node(state_dir, lease_left)
+    vault_file = tmp_path / "vault-password"
+    vault_file.write_text("not used by the local inventory\n")
+    args = [
+        "-e",
+        f"prosaas_state_dir={state_dir}",
+        "-e",
+        f"prosaas_notify_webhook_url={webhook_url}",
+    ]
+    result = run_script(tmp_path, vault_file, {"PROSAAS_INVENTORY": "inventories/local"}, args)
+    assert json.loads((state_dir / "deploy.lock").read_text())["host"] == "bastion2", "left alone"
+    return f"{result.returncode}\n{result.stdout}"
+
+
+def test_a_run_that_finds_a_live_deploy_lock_is_skipped_naming_the_holder(
     tmp_path: Path, demo_images: list[str]
 ) -> None:
-    """The deploy lock on the host is held by a live deploy: logged as skipped, exit 0."""
-    state_dir = tmp_path / "state"
-    state_dir.mkdir(mode=0o700)
-    # A live process whose command line looks like a deploy's, holding the lock.
-    holder = subprocess.Popen(["python3", "-c", "import time; time.sleep(120)", "ansible-playbook"])
-    try:
-        lock = {"user": "ops", "host": socket.gethostname(), "pid": holder.pid,
-                "release": "20261124T060000Z-v1", "started_at": "2026-11-24T06:00:00Z"}  # fmt: skip
-        (state_dir / "deploy.lock").write_text(json.dumps(lock))
-        vault_file = tmp_path / "vault-password"
-        vault_file.write_text("not used by the local inventory\n")
-        env_extra = {"PROSAAS_INVENTORY": "inventories/local"}
-        result = run_script(
-            tmp_path, vault_file, env_extra, ["-e", f"prosaas_state_dir={state_dir}"]
-        )
-    finally:
-        holder.kill()
-        holder.wait()
+    output = run_against_lock(tmp_path, timedelta(minutes=5))
 
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert f"pid {holder.pid}" in result.stdout
-    assert "scheduled-deploy: skipped: another deploy is running on the host" in result.stdout
+    assert output.startswith("0\n"), output[-3000:]
+    assert "scheduled-deploy: skipped: deploy lock held by ops@bastion2 pid 4242 since " in output
+
+
+def test_a_run_that_finds_a_stale_deploy_lock_fails_loudly(
+    tmp_path: Path, demo_images: list[str], webhook: Webhook
+) -> None:
+    """A deploy that died may have left the app stopped: not a skip, a failure that notifies."""
+    output = run_against_lock(tmp_path, timedelta(seconds=-30), webhook.url)
+
+    assert output.startswith("2\n"), output[-3000:]
+    assert (
+        "scheduled-deploy: failed: stale deploy lock left by ops@bastion2 pid 4242 "
+        "(lease ran out " in output
+    ), output[-3000:]
+    assert webhook.events() == ["failure"]
+    assert "stale deploy lock left by ops@bastion2" in json.dumps(webhook.posts[0])

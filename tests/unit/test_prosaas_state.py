@@ -27,9 +27,11 @@ from prosaas_state import (
     ensure_dir,
     finish,
     load_history,
+    lock_record,
     lock_staleness,
     parse_lock,
     pid_running,
+    renew_lock,
     roll_back,
     runs_the_same,
     stale_message,
@@ -291,21 +293,15 @@ def test_trim_rejects_keep_below_one() -> None:
 # --- staleness ------------------------------------------------------------------------------
 
 
-def lock_from(host: str, age: timedelta, pid: int = 4242) -> dict[str, Any]:
-    return {
-        "user": "ops",
-        "host": host,
-        "pid": pid,
-        "release": "r9",
-        "started_at": (NOW - age).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+def lock_from(host: str, age: timedelta, pid: int = 4242, lease: int = 120) -> dict[str, Any]:
+    """A lock HOST took AGE ago, leased for LEASE seconds and never renewed."""
+    return lock_record({"user": "ops", "host": host, "pid": pid, "release": "r9"}, lease, NOW - age)
 
 
-def test_same_host_dead_pid_is_stale_whatever_its_age() -> None:
+def test_same_host_dead_pid_is_stale_whatever_its_lease() -> None:
     stale, why = lock_staleness(
         lock_from(HERE, timedelta(seconds=5)),
         local_host=HERE,
-        stale_after=21600,
         now=NOW,
         is_running=lambda pid: False,
     )
@@ -313,11 +309,10 @@ def test_same_host_dead_pid_is_stale_whatever_its_age() -> None:
     assert "no longer runs" in why
 
 
-def test_same_host_live_pid_is_held_whatever_its_age() -> None:
+def test_same_host_live_pid_is_held_whatever_its_lease() -> None:
     stale, why = lock_staleness(
         lock_from(HERE, timedelta(days=3)),
         local_host=HERE,
-        stale_after=21600,
         now=NOW,
         is_running=lambda pid: pid == 4242,
     )
@@ -329,32 +324,59 @@ def never_called(pid: Any) -> bool:
     raise AssertionError("the pid of another host's lock cannot be checked here")
 
 
-def test_other_host_old_lock_is_stale() -> None:
+def test_other_host_lock_whose_lease_ran_out_is_stale() -> None:
     stale, why = lock_staleness(
-        lock_from("bastion1", timedelta(hours=7)),
+        lock_from("bastion1", timedelta(seconds=150), lease=120),
         local_host=HERE,
-        stale_after=21600,
         now=NOW,
         is_running=never_called,
     )
     assert stale
-    assert "7.0 h" in why
+    assert why == "lease ran out 30 s ago, at 2026-11-24T11:59:30Z"
 
 
-def test_other_host_young_lock_is_held() -> None:
-    stale, _ = lock_staleness(
-        lock_from("bastion1", timedelta(hours=5)),
+def test_other_host_lock_within_its_lease_is_held() -> None:
+    stale, why = lock_staleness(
+        lock_from("bastion1", timedelta(seconds=100), lease=120),
         local_host=HERE,
-        stale_after=21600,
         now=NOW,
         is_running=never_called,
     )
     assert not stale
+    assert why == "lease runs until 2026-11-24T12:00:20Z (20 s left)"
+
+
+def test_a_renewed_lease_keeps_an_old_lock_held() -> None:
+    owner = {"user": "ops", "host": "bastion1", "pid": 4242}
+    lock = lock_from("bastion1", timedelta(hours=2))
+    renewed = renew_lock(lock, owner, 60, NOW - timedelta(seconds=10))
+    assert renewed["started_at"] == lock["started_at"]
+    assert renewed["expires_at"] == "2026-11-24T12:00:50Z"
+    stale, _ = lock_staleness(renewed, local_host=HERE, now=NOW, is_running=never_called)
+    assert not stale
+
+
+def test_renewing_a_lock_held_by_another_deploy_fails_naming_it() -> None:
+    other = lock_from("bastion2", timedelta(seconds=10), pid=77)
+    with pytest.raises(StateError, match=r"now held by ops@bastion2 pid 77 .*another deploy"):
+        renew_lock(other, {"user": "ops", "host": "bastion1", "pid": 4242}, 60, NOW)
+
+
+def test_renewing_a_lock_that_is_gone_fails() -> None:
+    with pytest.raises(StateError, match="lock of ops@bastion1 pid 4242 is gone"):
+        renew_lock(None, {"user": "ops", "host": "bastion1", "pid": 4242}, 60, NOW)
+
+
+def test_a_lock_without_an_expiry_is_stale() -> None:
+    lock = {"user": "ops", "host": "bastion1", "pid": 1, "started_at": "2026-11-24T11:59:00Z"}
+    stale, why = lock_staleness(lock, local_host=HERE, now=NOW, is_running=never_called)
+    assert stale
+    assert why == "lease expiry unreadable"
 
 
 def test_unreadable_lock_is_stale() -> None:
     lock = parse_lock("")
-    stale, why = lock_staleness(lock, local_host=HERE, stale_after=21600, now=NOW)
+    stale, why = lock_staleness(lock, local_host=HERE, now=NOW)
     assert stale
     assert "empty file" in why
 
