@@ -58,9 +58,11 @@ class TestHost:
 
 @dataclass
 class Walk:
-    """The deploy on the bare host, then each prepare.yml run with its wall time (s)."""
+    """The deploy and a check of prepare.yml on the bare host, then each prepare.yml run with
+    its wall time (s)."""
 
     bare_deploy: DeployRun
+    bare_check: ansible_runner.Runner
     prepares: list[tuple[ansible_runner.Runner, float]]
 
 
@@ -110,14 +112,16 @@ def test_host(
 
 @pytest.fixture(scope="module")
 def walk(test_host: TestHost) -> Walk:
-    """The deploy tried on the bare host, then prepare.yml run twice."""
+    """The deploy and a check tried on the bare host, then prepare.yml run twice (the second
+    time limited to the host, as an operator prepares one new host of many)."""
     bare_deploy = DeployRun.of(test_host.play("deploy.yml"))
+    bare_check = test_host.play("playbooks/prepare.yml", "--check")
     prepares = []
-    for _ in range(2):
+    for flags in ((), ("--limit", test_host.host.name)):
         started = time.monotonic()
-        runner = test_host.play("playbooks/prepare.yml")
+        runner = test_host.play("playbooks/prepare.yml", *flags)
         prepares.append((runner, time.monotonic() - started))
-    return Walk(bare_deploy, prepares)
+    return Walk(bare_deploy, bare_check, prepares)
 
 
 def task_results(events: list[dict], task: str) -> list[str]:
@@ -141,6 +145,14 @@ def test_the_deploy_refuses_a_bare_host_on_one_line_naming_prepare(
         f" -i {test_host.inventory} playbooks/prepare.yml --limit {name}"
     )
     assert "Traceback" not in run.output
+
+
+def test_a_check_of_a_bare_host_skips_what_is_not_installed_yet(
+    test_host: TestHost, walk: Walk
+) -> None:
+    stats = host_stats(walk.bare_check, test_host.host.name)
+    assert walk.bare_check.rc == 0 and stats["failures"] == 0, walk.bare_check.stdout.read()[-6000:]
+    assert stats["changed"] > 0  # the virtualenv and the folders it would make
 
 
 def test_prepare_changes_a_bare_host_then_nothing(test_host: TestHost, walk: Walk) -> None:
