@@ -48,6 +48,31 @@ ensure_venv() {
     export PATH="$VENV/bin:$PATH"
 }
 
+# The wheels playbooks/prepare.yml copies to the test hosts (prosaas_python_packages_from:
+# controller), fetched here from the package index so that no test reaches the network: the
+# libraries and the platform the prepare role's defaults name.
+ensure_host_wheels() {
+    local folder="$PROSAAS_ROOT/.cache/wheels" choice
+    mapfile -t choice < <("$VENV/bin/python" - "$PROSAAS_ROOT/roles/prepare/defaults/main.yml" <<'PY'
+import sys
+
+import yaml
+
+defaults = yaml.safe_load(open(sys.argv[1]))
+print("--only-binary=:all:", "--implementation=cp", sep="\n")
+print(f"--python-version={defaults['prepare_python_wheel_python_version']}")
+print(*(f"--platform={name}" for name in defaults["prepare_python_wheel_platforms"]), sep="\n")
+print(*defaults["prepare_python_requirements"], sep="\n")
+PY
+    )
+    # A dry run writes nothing; pip wants --target to choose for another platform.
+    "$VENV/bin/python" -m pip install --dry-run --quiet --no-index --find-links="$folder" \
+        --target="$folder/.dry-run" "${choice[@]}" >/dev/null 2>&1 && return 0
+    say "downloading the wheels the test hosts install (.cache/wheels)"
+    "$VENV/bin/python" -m pip download --quiet --dest="$folder" "${choice[@]}" \
+        >"$PROSAAS_STATE/wheels.log" 2>&1 || die "pip download of the hosts' wheels failed; see $PROSAAS_STATE/wheels.log"
+}
+
 docker_reachable() { docker info >/dev/null 2>&1; }
 
 start_dockerd() {

@@ -22,6 +22,7 @@ ensure_ssh_client() {
 }
 
 ensure_venv
+ensure_host_wheels
 ensure_ssh_client
 ensure_postgres_binaries
 ensure_docker

@@ -1,11 +1,12 @@
 """Test hosts that are real servers: containers of tests/hosts/Dockerfile reached over SSH.
 
-Each host is a bare Debian server (sshd, sudo, python3) with its own hostname and host keys,
-a `deploy` user with password-less sudo, and an SSH port published on loopback only. The
-session makes one key pair for the deploy user and a known_hosts file holding each host's
-keys, so Ansible connects with host key checking on. Each host can run a Docker engine of
-its own: `/var/lib/docker` is a volume, and the container gets the capabilities an engine
-needs (`--privileged` first; where the sandbox refuses it, every capability it allows).
+Each host is a bare Debian server (systemd as PID 1, sshd, sudo, python3) with its own
+hostname and host keys, a `deploy` user with password-less sudo, and an SSH port published
+on loopback only. The session makes one key pair for the deploy user and a known_hosts file
+holding each host's keys, so Ansible connects with host key checking on. Each host can run a
+Docker engine of its own: `/var/lib/docker` is a volume, and the container gets the
+capabilities an engine needs (`--privileged` first; where the sandbox refuses it, every
+capability it allows).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def run_host_container(client: docker.DockerClient, image: str, name: str) -> An
             f"{name}-docker": {"bind": "/var/lib/docker", "mode": "rw"},
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
         },
+        # systemd runs as PID 1 and wants these on tmpfs, as on a booted server.
+        "tmpfs": {"/run": "", "/run/lock": ""},
         "labels": {"prosaas-tests": "host"},
     }
     try:

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,16 @@ def test_inventory_overrides_a_shared_value(name: str, tmp_path: Path) -> None:
     assert resolved(name, f"({api_ports}).ports", inventories=copy) == ["127.0.0.1:9090:8000"]
     other = next(other for other in INVENTORIES if other != name)
     assert resolved(other, "prosaas_api_port", inventories=copy) == 8080
+
+
+# --- Where the modules run: prepare's virtualenv on the hosts, this Python locally ---------
+
+
+@pytest.mark.parametrize("name", REMOTE)
+def test_remote_hosts_run_the_modules_in_the_prepared_virtualenv(name: str) -> None:
+    assert resolved(name, "ansible_python_interpreter") == "/opt/prosaas-deploy/venv/bin/python"
+
+
+def test_the_local_inventory_runs_the_modules_in_the_control_nodes_python() -> None:
+    interpreter = Path(resolved("local", "ansible_python_interpreter"))
+    assert interpreter.resolve() == Path(sys.executable).resolve()
