@@ -1,6 +1,6 @@
-"""Benchmark: the v1 -> v2 deploy (migration 109) of the demo stack, three ways.
+"""Benchmark: the v1 -> v2 deploy (migration 109) of the demo stack, four ways.
 
-    python bench/deploy.py [--runs 5] [--ways compose,ansible,floor] [--baseline COMMIT]
+    python bench/deploy.py [--runs 5] [--ways compose,ansible,floor,ssh] [--baseline COMMIT]
                            [--out FILE.json]
 
 - compose: the seed's way, bench/deploy/docker-compose.yml + docker-compose.prod.yml:
@@ -8,7 +8,10 @@
   containers report healthy (docker-compose 1.x has no --wait, so this script polls);
 - ansible: `ansible-playbook deploy.yml -e prosaas_app_version=v2` on an isolated copy of
   the local stack (own prefix, network, ports, state and reports), as the tests run it;
-- floor: bench/deploy/floor.sh, the same steps as bare docker CLI calls.
+- floor: bench/deploy/floor.sh, the same steps as bare docker CLI calls;
+- ssh: the ansible way over SSH, as the deploy user, to a server the benchmark starts once
+  (a test host of tests/ssh_hosts.py, prepared by playbooks/prepare.yml, the demo images
+  loaded on its engine); its engine and ports are reached through one `ssh -L` tunnel.
 
 Every run of every way starts from the same state: that way's stack removed, database
 volume included, then v1 brought up the same way (not timed), healthy, 109 not applied,
@@ -60,11 +63,13 @@ from common import (
 from docker.errors import DockerException, NotFound
 
 from tests.pg_cluster import free_loopback_port
+from tests.ssh_hosts import SessionKeys, SshHost, host_image, remove_host, start_host
+from tests.ssh_stack import Tunnel, load_images
 
 HERE = ROOT / "bench" / "deploy"
 COMPOSE_FILES = (HERE / "docker-compose.yml", HERE / "docker-compose.prod.yml")
 FLOOR_SCRIPT = HERE / "floor.sh"
-WAY_NAMES = ("compose", "ansible", "floor")
+WAY_NAMES = ("compose", "ansible", "floor", "ssh")
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
 IMAGES = (
     "prosaas-demo/postgres:15",
@@ -103,6 +108,7 @@ SETTLE_LIMIT_S = 60.0  # the prober gives up this long after the deploy ends
 MAX_PROBES = int((COMMAND_TIMEOUT_S + SETTLE_LIMIT_S + PROBE_LEAD_S) / PROBE_INTERVAL_S)
 
 WALL_RATIO_TARGET = 2.0  # ansible's median wall time at most this many times the floor's
+SSH_RATIO_TARGET = 1.3  # ssh's median wall time at most this many times ansible's (local)
 DOWNTIME_SLACK_S = 1.0  # ansible's median downtime at most the floor's plus this
 
 
@@ -208,6 +214,9 @@ class Way(ABC):
     def teardown(self) -> None:
         remove_by_prefix(self.client, self.prefix)
 
+    def close(self) -> None:  # noqa: B027 - most ways set nothing up once for all runs
+        """Remove what the way set up once for all its runs."""
+
     @abstractmethod
     def bring_up_v1(self) -> None:
         """Start the whole stack on v1; return when the app services are healthy."""
@@ -292,6 +301,7 @@ class AnsibleWay(Way):
     def playbook(self, version: str) -> None:
         command = [
             self.playbook_command,
+            *self.inventory_args(),
             "deploy.yml",
             "-e",
             f"@{self.vars_file}",
@@ -301,6 +311,9 @@ class AnsibleWay(Way):
         env = {"ANSIBLE_CONFIG": str(self.root / "ansible.cfg")}
         what = f"{self.name}: ansible-playbook deploy.yml ({version})"
         run_command(command, what, env, self.root)
+
+    def inventory_args(self) -> list[str]:
+        return []  # ansible.cfg's: the local inventory
 
     def teardown(self) -> None:
         super().teardown()
@@ -319,6 +332,87 @@ class AnsibleWay(Way):
         """The deploy report of the v2 release (reports/<release>.json)."""
         paths = sorted(self.reports_dir.glob("*-v2.json"))
         return json.loads(paths[-1].read_text(encoding="utf-8")) if paths else {}
+
+
+class SshWay(AnsibleWay):
+    """The ansible way over SSH: deploy.yml as the deploy user to a prepared server.
+
+    The server runs the same stack (the local inventory's group_vars, PostgreSQL included)
+    on its own engine; its api, calls and database ports stay on its loopback and are
+    forwarded here, with its engine's socket, by one `ssh -L` tunnel.
+    """
+
+    name = "ssh"
+    REMOTE_PORTS = (8080, 8081, 55432)  # the local inventory's api, calls and database
+
+    def __init__(self, client: docker.DockerClient, prefix: str, workdir: Path) -> None:
+        super().__init__(client, prefix, workdir)
+        self.outer = client
+        self.keys = SessionKeys.make(workdir / "ssh")
+        self.server = self.start_server()
+        self.tunnel = Tunnel(
+            self.server,
+            self.keys,
+            workdir,
+            {port: free_loopback_port() for port in self.REMOTE_PORTS},
+        )
+        self.tunnel.start()
+        self.client = docker.DockerClient(base_url=self.tunnel.docker_host, timeout=120)
+        self.state_dir = Path("/home/deploy") / f"{prefix}state"
+
+    def start_server(self) -> SshHost:
+        note(f"{self.name}: starting and preparing the server")
+        image = host_image(self.outer, os.environ.get("BASE_IMAGE", base_image_tag(self.outer)))
+        server = start_host(self.outer, image, f"{self.prefix}host", self.keys)
+        self.inventory = self.workdir / "inventory"
+        write_ssh_inventory(self.inventory, server, self.keys)
+        run_command(
+            [self.playbook_command, "-i", str(self.inventory), "playbooks/prepare.yml",
+             "-e", "prosaas_python_packages_from=controller"],
+            f"{self.name}: ansible-playbook prepare.yml",
+            {"ANSIBLE_CONFIG": str(self.root / "ansible.cfg")},
+        )  # fmt: skip
+        load_images(server, list(IMAGES))
+        return server
+
+    def inventory_args(self) -> list[str]:
+        return ["-i", str(self.inventory)]
+
+    def allocate_ports(self) -> None:
+        self.api_port = self.tunnel.ports[8080]
+        self.calls_port = self.tunnel.ports[8081]
+        extravars = {
+            "prosaas_container_prefix": self.prefix,
+            "prosaas_network": f"{self.prefix}net",
+            "prosaas_state_dir": str(self.state_dir),
+            "prosaas_reports_dir": str(self.reports_dir),
+        }
+        self.vars_file.write_text(json.dumps(extravars), encoding="utf-8")
+
+    def teardown(self) -> None:
+        remove_by_prefix(self.client, self.prefix)
+        self.server.container.exec_run(["rm", "-rf", str(self.state_dir)])
+        shutil.rmtree(self.reports_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        self.tunnel.stop()
+        remove_host(self.outer, self.server)
+
+
+def base_image_tag(client: docker.DockerClient) -> str:
+    """The newest offline base image scripts/test.sh built (BASE_IMAGE overrides it)."""
+    tags = [tag for image in client.images.list(name="prosaas-deploy/base") for tag in image.tags]
+    if not tags:
+        raise BenchError("no prosaas-deploy/base image: run scripts/test.sh, or set BASE_IMAGE")
+    return sorted(tags)[-1]
+
+
+def write_ssh_inventory(folder: Path, server: SshHost, keys: SessionKeys) -> None:
+    """The server alone in the prosaas group, over the local inventory's group_vars."""
+    (folder / "group_vars").mkdir(parents=True)
+    (folder / "group_vars" / "all").symlink_to(ROOT / "inventories/local/group_vars/all")
+    hosts = {"prosaas": {"hosts": {server.name: server.inventory_vars(keys)}}}
+    (folder / "hosts.yml").write_text(json.dumps(hosts), encoding="utf-8")
 
 
 class FloorWay(Way):
@@ -357,6 +451,7 @@ WAY_CLASSES: dict[str, type[Way]] = {
     "compose": ComposeWay,
     "ansible": AnsibleWay,
     "floor": FloorWay,
+    "ssh": SshWay,
 }
 
 
@@ -727,8 +822,28 @@ def summarise(
     ]
 
 
+def ssh_target(by_way: dict[str, WaySummary]) -> list[Target]:
+    """The deploy over SSH against the same deploy over the local connection."""
+    ssh, local = by_way.get("ssh"), by_way.get("ansible")
+    if not (ssh and local and ssh.wall_s and local.wall_s):
+        return []
+    ratio_to_local = ssh.wall_s.median / local.wall_s.median
+    return [
+        Target(
+            f"ssh wall time <= {SSH_RATIO_TARGET:g}x ansible's over the local connection",
+            ratio_to_local <= SSH_RATIO_TARGET,
+            f"{ratio_to_local:.2f}x ({ssh.wall_s.median:.1f} s vs"
+            f" {local.wall_s.median:.1f} s, medians)",
+        )
+    ]
+
+
 def targets(summaries: list[WaySummary]) -> list[Target]:
     by_way = {s.way: s for s in summaries}
+    return floor_targets(by_way) + ssh_target(by_way)
+
+
+def floor_targets(by_way: dict[str, WaySummary]) -> list[Target]:
     ansible, floor = by_way.get("ansible"), by_way.get("floor")
     if not (ansible and floor):
         return []
@@ -904,6 +1019,8 @@ def run_all(
             for way in instances[shift:] + instances[:shift]:
                 results.append(attempt(way, run))
     finally:
+        for way in instances:
+            way.close()
         remove_by_prefix(client, session)
     return results
 
@@ -925,7 +1042,9 @@ def run_benchmark(args: argparse.Namespace, started: datetime) -> dict[str, Any]
     print(report_text(summaries, goals, failures), flush=True)
     machine["load_average_at_end"] = os.getloadavg()
     return {
-        "benchmark": "deploy v1 -> v2 (migration 109): compose vs ansible vs bare docker",
+        "benchmark": (
+            "deploy v1 -> v2 (migration 109): compose vs ansible (local, ssh) vs bare docker"
+        ),
         "command": command_line(sys.argv),
         "started_at": started.isoformat(timespec="seconds"),
         "runs": args.runs,
@@ -959,7 +1078,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--runs", type=int, default=5, help="runs of each way (default 5)")
     parser.add_argument(
-        "--ways", type=way_list, default=list(WAY_NAMES), help="default compose,ansible,floor"
+        "--ways", type=way_list, default=list(WAY_NAMES), help="default compose,ansible,floor,ssh"
     )
     parser.add_argument(
         "--out", type=Path, help="JSON file (default bench/results/deploy-<UTC stamp>.json)"

@@ -120,8 +120,10 @@ class Hook:
             self.action()
 
 
-def deploy_with_hooks(stack: Stack, hooks: list[Hook], **extra: Any) -> DeployRun:
-    """deploy.yml of v2 on STACK; each hook acts as the play reaches its task."""
+def deploy_with_hooks(
+    stack: Stack, hooks: list[Hook], version: str = "v2", **extra: Any
+) -> DeployRun:
+    """deploy.yml of VERSION on STACK; each hook acts as the play reaches its task."""
 
     def handle(event: dict) -> bool:
         for hook in hooks:
@@ -129,7 +131,7 @@ def deploy_with_hooks(stack: Stack, hooks: list[Hook], **extra: Any) -> DeployRu
         return True
 
     args = playbook_args(
-        "deploy.yml", stack.tmp_path, stack.vars_for("v2", **extra), stack.inventory
+        "deploy.yml", stack.tmp_path, stack.vars_for(version, **extra), stack.inventory
     )
     thread, runner = ansible_runner.run_async(**args, event_handler=handle)
     thread.join(timeout=600)

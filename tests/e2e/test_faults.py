@@ -413,7 +413,8 @@ FAULTS = [
     Fault("corrupted release history", "preflight", ("corrupted", "releases.json"),
           corrupted_history, recorded=False, touched=False, runbook="Corrupted release history",
           recover=restore_history_from_backup),
-    Fault("state dir that cannot be written", "lock", ("cannot",), state_dir_not_writable,
+    Fault("state dir that cannot be written", "validate",
+          ("not prepared", "cannot make", "prepare.yml"), state_dir_not_writable,
           recorded=False, touched=False),
 ]  # fmt: skip
 

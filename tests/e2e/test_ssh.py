@@ -1,0 +1,394 @@
+"""Real servers over SSH: playbooks/prepare.yml turns a bare Debian server, reached as deploy,
+into a deploy target; the deploy's host check (roles/preflight/tasks/host.yml) refuses the
+host before and lets it through after; then deploy.yml and the runbook playbooks run there
+as deploy, without sudo: v1, v2 (109), a v3 that never turns healthy and rolls back, status,
+and a deploy killed in its stop phase whose lock another control node finds stale once its
+lease ran out.
+
+The module starts a test host of its own (the session's must stay bare) and walks it once:
+the deploy on the bare host, prepare twice (the second run must change nothing), then what
+the prepared host offers. The libraries come from the control node's wheel folder, which
+scripts/setup.sh fills, so neither the host nor the tests reach a package index. The deploys
+run the local inventory's whole stack, PostgreSQL included, on the server's engine, and look
+at it as an operator would: through one SSH connection of the deploy user (the engine's
+socket and the database port forwarded here), and at the state files on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import ansible_runner
+import docker
+import pytest
+import yaml
+
+from tests.conftest import ROOT, host_stats, playbook_args, run_module
+from tests.e2e.conftest import (
+    DeployRun,
+    Hook,
+    Stack,
+    deploy_with_hooks,
+    signal_until_gone,
+    wait_until,
+)
+from tests.pg_cluster import free_loopback_port
+from tests.ssh_hosts import HostError, SessionKeys, SshHost, host_image, remove_host, start_host
+from tests.ssh_stack import Tunnel, load_images, read_remote
+
+WHEELS = ROOT / ".cache" / "wheels"
+VENV_PYTHON = "/opt/prosaas-deploy/venv/bin/python"
+STATE_DIR = "/var/lib/prosaas-deploy"
+DATABASE_PORT = 55432  # the local inventory's, on the server's own loopback
+HOST_CHECK_TASK = "Check that the host is prepared for a deploy"
+IMAGE_CHECK_TASK = "Check that the engine answers and every image of the release exists"
+
+
+@dataclass
+class TestHost:
+    """The module's own host and an inventory for it over inventories/common.yml."""
+
+    __test__ = False  # not a test class
+
+    host: SshHost
+    inventory: Path
+    base: Path
+
+    def play(self, playbook: str, *flags: str) -> ansible_runner.Runner:
+        args = playbook_args(playbook, self.base)
+        args |= {"inventory": str(self.inventory), "cmdline": " ".join(flags) or None}
+        return ansible_runner.run(**args)
+
+    def as_deploy(self, tmp_path: Path, command: str) -> str:
+        """The output of COMMAND, run on the host by deploy without become."""
+        run = run_module(
+            tmp_path, "command", command, host=self.host.name, inventory=self.inventory
+        )
+        assert run.event == "runner_on_ok", run.result
+        return run.result["stdout"]
+
+
+@dataclass
+class Walk:
+    """The deploy and a check of prepare.yml on the bare host, then each prepare.yml run with
+    its wall time (s)."""
+
+    bare_deploy: DeployRun
+    bare_check: ansible_runner.Runner
+    prepares: list[tuple[ansible_runner.Runner, float]]
+
+
+def write_inventory(folder: Path, host: SshHost, keys: SessionKeys) -> Path:
+    """The shared settings (inventories/common.yml), the demo release, and HOST."""
+    settings = folder / "group_vars" / "all"
+    settings.mkdir(parents=True)
+    (settings / "00-common.yml").symlink_to(ROOT / "inventories" / "common.yml")
+    own = {
+        "prosaas_app_version": "v1",
+        "prosaas_app_image": "prosaas-demo/app",
+        "prosaas_migrate_image": "prosaas-demo/migrate:v1",
+        "prosaas_infra_services": [{"name": "redis", "image": "prosaas-demo/redis:7"}],
+        "prosaas_database_host": "db.invalid",
+        "vault_prosaas_database_password": "unused",
+        "prosaas_reports_dir": str(folder / "reports"),
+        "prosaas_python_packages_from": "controller",
+        "prosaas_python_wheels_dir": str(WHEELS),
+    }
+    (settings / "main.yml").write_text(yaml.safe_dump(own))
+    hosts = {"prosaas": {"hosts": {host.name: host.inventory_vars(keys)}}}
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def test_host(
+    docker_engine: docker.DockerClient,
+    base_image: str,
+    ssh_keys: SessionKeys,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TestHost]:
+    """A fresh bare host for this module, removed after it."""
+    if not list(WHEELS.glob("*.whl")):
+        pytest.fail(f"no wheels in {WHEELS}: scripts/test.sh downloads them (ensure_host_wheels)")
+    name = f"pdprep-{uuid.uuid4().hex[:6]}"
+    try:
+        host = start_host(docker_engine, host_image(docker_engine, base_image), name, ssh_keys)
+    except HostError as exc:
+        pytest.fail(str(exc))
+    try:
+        base = tmp_path_factory.mktemp("prepare")
+        yield TestHost(host, write_inventory(base / "inventory", host, ssh_keys), base)
+    finally:
+        remove_host(docker_engine, host)
+
+
+@pytest.fixture(scope="module")
+def walk(test_host: TestHost) -> Walk:
+    """The deploy and a check tried on the bare host, then prepare.yml run twice (the second
+    time limited to the host, as an operator prepares one new host of many)."""
+    bare_deploy = DeployRun.of(test_host.play("deploy.yml"))
+    bare_check = test_host.play("playbooks/prepare.yml", "--check")
+    prepares = []
+    for flags in ((), ("--limit", test_host.host.name)):
+        started = time.monotonic()
+        runner = test_host.play("playbooks/prepare.yml", *flags)
+        prepares.append((runner, time.monotonic() - started))
+    return Walk(bare_deploy, bare_check, prepares)
+
+
+def task_results(events: list[dict], task: str) -> list[str]:
+    """The result events of TASK: runner_on_ok, _failed or _skipped."""
+    return [
+        event["event"]
+        for event in events
+        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_skipped")
+        and event["event_data"].get("task") == task
+    ]
+
+
+def test_the_deploy_refuses_a_bare_host_on_one_line_naming_prepare(
+    test_host: TestHost, walk: Walk
+) -> None:
+    run, name = walk.bare_deploy, test_host.host.name
+    assert run.rc != 0, run.describe()
+    assert task_results(run.events, HOST_CHECK_TASK) == ["runner_on_failed"], run.describe()
+    assert run.failure == (
+        f"host {name} is not prepared (no Python at {VENV_PYTHON}): run ansible-playbook"
+        f" -i {test_host.inventory} playbooks/prepare.yml --limit {name}"
+    )
+    assert "Traceback" not in run.output
+
+
+def test_a_check_of_a_bare_host_skips_what_is_not_installed_yet(
+    test_host: TestHost, walk: Walk
+) -> None:
+    stats = host_stats(walk.bare_check, test_host.host.name)
+    assert walk.bare_check.rc == 0 and stats["failures"] == 0, walk.bare_check.stdout.read()[-6000:]
+    assert stats["changed"] > 0  # the virtualenv and the folders it would make
+
+
+def test_prepare_changes_a_bare_host_then_nothing(test_host: TestHost, walk: Walk) -> None:
+    (first, first_s), (second, second_s) = walk.prepares
+    print(f"prepare.yml wall time: first run {first_s:.1f} s, second run {second_s:.1f} s")
+    first_stats = host_stats(first, test_host.host.name)
+    assert first.rc == 0 and first_stats["failures"] == 0, first.stdout.read()[-6000:]
+    assert first_stats["changed"] > 0
+    second_stats = host_stats(second, test_host.host.name)
+    assert second.rc == 0 and second_stats["failures"] == 0, second.stdout.read()[-6000:]
+    assert second_stats["changed"] == 0, second.stdout.read()[-6000:]
+
+
+def test_a_check_of_the_prepared_host_changes_nothing(test_host: TestHost, walk: Walk) -> None:
+    assert walk.prepares[-1][0].rc == 0
+    check = test_host.play("playbooks/prepare.yml", "--check")
+    stats = host_stats(check, test_host.host.name)
+    assert check.rc == 0 and stats["failures"] == 0, check.stdout.read()[-6000:]
+    assert stats["changed"] == 0, check.stdout.read()[-6000:]
+
+
+def test_deploy_uses_the_engine_and_the_venv_without_become(
+    test_host: TestHost, walk: Walk, tmp_path: Path
+) -> None:
+    assert walk.prepares[-1][0].rc == 0
+    # The modules run in the venv: so does this command module, as the inventory says.
+    assert "docker" in test_host.as_deploy(tmp_path, "id -Gn").split()
+    assert test_host.as_deploy(tmp_path, "docker ps --quiet") == ""
+    versions = "import docker, psycopg; print(docker.__version__, psycopg.__version__)"
+    assert test_host.as_deploy(tmp_path, f'{VENV_PYTHON} -c "{versions}"') == "7.1.0 3.3.9"
+    assert test_host.as_deploy(tmp_path, f"stat -c '%U %a' {STATE_DIR}") == "deploy 700"
+    assert test_host.as_deploy(tmp_path, "systemctl is-enabled docker") == "enabled"
+
+
+def test_the_deploy_gets_past_the_host_check_on_the_prepared_host(
+    test_host: TestHost, walk: Walk
+) -> None:
+    assert walk.prepares[-1][0].rc == 0
+    run = DeployRun.of(test_host.play("deploy.yml"))
+    assert task_results(run.events, HOST_CHECK_TASK) == ["runner_on_ok"], run.describe()
+    # The next check runs a module in the venv, as deploy, against the host's own engine,
+    # which has none of the demo images.
+    assert task_results(run.events, IMAGE_CHECK_TASK) == ["runner_on_failed"], run.describe()
+    assert run.failure.startswith("images not found on the engine at unix:///var/run/docker.sock")
+
+
+# --- Deploys over SSH, on the prepared host ------------------------------------------
+
+
+@dataclass
+class SshStack(Stack):
+    """The stack on the server: its engine and database reached through the SSH tunnel."""
+
+    server: SshHost | None = None
+    tunnel: Tunnel | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(STATE_DIR)
+
+    def lock(self) -> dict | None:
+        assert self.server is not None
+        text = read_remote(self.server, str(self.lock_path))
+        return json.loads(text) if text else None
+
+    def history(self) -> list[dict]:
+        assert self.server is not None
+        text = read_remote(self.server, f"{STATE_DIR}/releases.json")
+        return json.loads(text)["releases"] if text else []
+
+    @property
+    def dsn(self) -> str:
+        assert self.tunnel is not None
+        port = self.tunnel.ports[DATABASE_PORT]
+        return f"postgresql://prosaas:prosaas-local-only@127.0.0.1:{port}/prosaas"
+
+
+def write_stack_inventory(folder: Path, server: SshHost, keys: SessionKeys) -> Path:
+    """The server alone in the prosaas group, over the local inventory's group_vars: the
+    whole stack, PostgreSQL included, on the server's engine."""
+    folder.mkdir()
+    (folder / "group_vars").mkdir()
+    (folder / "group_vars" / "all").symlink_to(ROOT / "inventories/local/group_vars/all")
+    hosts = {"prosaas": {"hosts": {server.name: server.inventory_vars(keys)}}}
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ssh_stack(
+    test_host: TestHost,
+    walk: Walk,
+    ssh_keys: SessionKeys,
+    *,
+    demo_images: list[str],
+    unhealthy_app_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SshStack]:
+    """The prepared server with the demo images on its engine, nothing deployed yet."""
+    assert walk.prepares[-1][0].rc == 0, "prepare.yml failed: nothing to deploy to"
+    server = test_host.host
+    base = tmp_path_factory.mktemp("ssh-stack")
+    load_images(server, [*demo_images, unhealthy_app_image])
+    tunnel = Tunnel(server, ssh_keys, base, {DATABASE_PORT: free_loopback_port()})
+    tunnel.start()
+    try:
+        stack = SshStack(
+            client=docker.DockerClient(base_url=tunnel.docker_host),
+            prefix="",
+            extravars={"prosaas_reports_dir": str(base / "reports")},
+            tmp_path=base,
+            inventory=str(write_stack_inventory(base / "inventory", server, ssh_keys)),
+            server=server,
+            tunnel=tunnel,
+        )
+        yield stack
+    finally:
+        tunnel.stop()
+
+
+def test_v1_then_v2_deploy_over_ssh_as_the_deploy_user(ssh_stack: SshStack) -> None:
+    v1 = ssh_stack.deploy_ok("v1")
+    assert v1.stats["failures"] == 0, v1.describe()
+    ssh_stack.assert_app_healthy_on("v1")
+
+    ssh_stack.deploy_ok("v2")
+    ssh_stack.assert_app_healthy_on("v2")
+    assert ssh_stack.applied_versions()[-1] == 109
+    assert ssh_stack.v2_columns() == {"started_at", "ended_at", "duration_sec"}
+    assert [record["status"] for record in ssh_stack.history()] == ["succeeded", "succeeded"]
+    # Every module ran as deploy, without sudo: the lock and history belong to deploy.
+    owners = ssh_stack.server.container.exec_run(["stat", "-c", "%U %a", STATE_DIR]).output
+    assert owners.decode().split() == ["deploy", "700"]
+    assert ssh_stack.lock() is None
+
+
+def test_a_v3_that_never_turns_healthy_rolls_back_to_v2(
+    ssh_stack: SshStack, unhealthy_app_image: str
+) -> None:
+    v2 = ssh_stack.history()[-1]
+    version = unhealthy_app_image.split(":")[1]
+    run = ssh_stack.deploy(
+        version, prosaas_migrate_image="prosaas-demo/migrate:v2", service_up_wait_timeout=15
+    )
+
+    assert run.rc != 0, run.describe()
+    assert "failed in phase start:" in run.failure, run.describe()
+    assert f"rolled back to release {v2['id']} (healthy)" in run.failure, run.describe()
+    ssh_stack.assert_app_healthy_on("v2")
+    assert ssh_stack.history()[-1]["status"] == "failed"
+    assert ssh_stack.lock() is None
+
+
+def test_status_over_ssh_reads_the_server_and_changes_nothing(ssh_stack: SshStack) -> None:
+    run = ssh_stack.play("playbooks/status.yml", "v2")
+
+    assert run.rc == 0, run.describe()
+    assert run.stats["changed"] == 0, run.describe()
+    assert "status: OK" in run.output, run.describe()
+    assert f"state host: {ssh_stack.server.name} ({STATE_DIR})" in run.output
+
+
+def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_ran_out(
+    ssh_stack: SshStack, unhealthy_app_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy from control node A is SIGKILLed in its stop phase. From control node B
+    the lock reads as held until its lease runs out, then as stale; rollback.yml breaking it
+    brings v2 back. The stop phase's lease here: 5 + 2 + 3 s (lease, stop, health)."""
+    short = {
+        "prosaas_lock_lease_seconds": 5,
+        "prosaas_stop_timeout": 2,
+        "prosaas_health_timeout": 3,
+    }
+
+    def kill() -> None:
+        group = os.getpgid(int(wait_until(ssh_stack.lock, 30, "the deploy lock")["pid"]))
+        threading.Thread(
+            target=signal_until_gone, args=(group, signal.SIGKILL), daemon=True
+        ).start()
+
+    monkeypatch.setenv("PROSAAS_CONTROL_NODE", "control-node-a")
+    stop_task = Hook(
+        "playbook_on_task_start", "Stop the app services gracefully, all at once", kill
+    )
+    # Any release other than what runs goes through the stop phase; this one never starts.
+    version = unhealthy_app_image.split(":")[1]
+    killed = deploy_with_hooks(
+        ssh_stack,
+        [stop_task],
+        version=version,
+        prosaas_migrate_image="prosaas-demo/migrate:v2",
+        **short,
+    )
+    killed_at = time.monotonic()
+    assert killed.rc != 0, killed.describe()
+    lock = ssh_stack.lock()
+    assert lock is not None and lock["host"] == "control-node-a", lock
+
+    monkeypatch.setenv("PROSAAS_CONTROL_NODE", "control-node-b")
+    seen: list[tuple[float, str]] = []
+    while not seen or "another deploy is running" in seen[-1][1]:
+        assert time.monotonic() - killed_at < 90, seen
+        run = ssh_stack.play("playbooks/rollback.yml", "v2")
+        seen.append((round(time.monotonic() - killed_at, 1), run.failure))
+    print(f"control node B, seconds after the kill: {[(at, line[:60]) for at, line in seen]}")
+    assert (
+        seen[-1][1].startswith("stale deploy lock left by ")
+        and "@control-node-a pid " in seen[-1][1]
+    ), seen
+    assert "(lease ran out " in seen[-1][1], seen
+    expires = datetime.fromisoformat(lock["expires_at"].replace("Z", "+00:00"))
+    renewed = datetime.fromisoformat(lock["renewed_at"].replace("Z", "+00:00"))
+    assert (expires - renewed).total_seconds() == 10, lock
+
+    recovered = ssh_stack.play("playbooks/rollback.yml", "v2", prosaas_break_stale_lock=True)
+    assert recovered.rc == 0, recovered.describe()
+    ssh_stack.assert_app_healthy_on("v2")
+    assert ssh_stack.lock() is None

@@ -1,0 +1,88 @@
+"""The prosaas stack on a test host reached over SSH: what a test sees of it from here.
+
+The host's Docker engine and the ports its services publish on the host's own loopback are
+reached through one SSH connection of the deploy user (`ssh -L`), as an operator would look
+at a server; images are put on the host's engine with `docker save | docker load`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.ssh_hosts import HostError, SessionKeys, SshHost
+
+TUNNEL_READY_TIMEOUT_S = 15.0
+
+
+def ssh_command(host: SshHost, keys: SessionKeys, *args: str) -> list[str]:
+    """ssh as the deploy user to HOST, with the session key and host key checking on."""
+    return [
+        "ssh", "-i", str(keys.private_key), "-p", str(host.port),
+        "-o", f"UserKnownHostsFile={keys.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes", "-o", "ControlPath=none",
+        *args, "deploy@127.0.0.1",
+    ]  # fmt: skip
+
+
+@dataclass
+class Tunnel:
+    """`ssh -N -L` forwards: the host's engine socket and loopback ports, here."""
+
+    host: SshHost
+    keys: SessionKeys
+    folder: Path
+    ports: dict[int, int] = field(default_factory=dict)  # remote loopback port -> local one
+    process: subprocess.Popen | None = None
+
+    @property
+    def engine_socket(self) -> Path:
+        return self.folder / "engine.sock"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.engine_socket}"
+
+    def start(self) -> None:
+        self.engine_socket.unlink(missing_ok=True)
+        forwards = ["-L", f"{self.engine_socket}:/var/run/docker.sock"]
+        for remote, local in self.ports.items():
+            forwards += ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}"]
+        command = ssh_command(self.host, self.keys, "-N", "-o", "ExitOnForwardFailure=yes")
+        self.process = subprocess.Popen(
+            [*command[:-1], *forwards, command[-1]],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + TUNNEL_READY_TIMEOUT_S
+        while not self.engine_socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise HostError(f"ssh tunnel to {self.host.name} did not come up")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.engine_socket.unlink(missing_ok=True)
+
+
+def load_images(host: SshHost, images: list[str]) -> None:
+    """Put IMAGES (from this machine's engine) on HOST's engine: docker save | docker load."""
+    save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+    load = subprocess.run(
+        ["docker", "exec", "-i", host.container.name, "docker", "load", "-q"],
+        stdin=save.stdout, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert save.stdout is not None
+    save.stdout.close()
+    if save.wait() != 0 or load.returncode != 0:
+        raise HostError(f"could not load {images} on {host.name}: {load.stderr.strip()}")
+
+
+def read_remote(host: SshHost, path: str) -> str | None:
+    """The text of PATH on HOST; None when there is no such file."""
+    result = host.container.exec_run(["cat", path])
+    return result.output.decode() if result.exit_code == 0 else None
