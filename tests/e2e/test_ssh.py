@@ -34,6 +34,7 @@ import yaml
 
 from tests.conftest import ROOT, host_stats, playbook_args, run_module
 from tests.e2e.conftest import (
+    APP_SERVICES,
     DeployRun,
     Hook,
     Stack,
@@ -324,6 +325,23 @@ def test_a_v3_that_never_turns_healthy_rolls_back_to_v2(
     assert f"rolled back to release {v2['id']} (healthy)" in run.failure, run.describe()
     ssh_stack.assert_app_healthy_on("v2")
     assert ssh_stack.history()[-1]["status"] == "failed"
+    assert ssh_stack.lock() is None
+
+
+def test_the_runbook_playbooks_and_the_backfill_run_over_ssh(ssh_stack: SshStack) -> None:
+    stopped = ssh_stack.play("playbooks/stop.yml", "v2")
+    assert stopped.rc == 0, stopped.describe()
+    assert {ssh_stack.container(name).status for name in APP_SERVICES} == {"exited"}
+
+    started = ssh_stack.play("playbooks/start.yml", "v2")
+    assert started.rc == 0, started.describe()
+    ssh_stack.assert_app_healthy_on("v2")
+
+    backfill = ssh_stack.play("playbooks/backfill.yml", "v2", prosaas_backfill_poll_seconds=1)
+    assert backfill.rc == 0, backfill.describe()
+    assert "✅ backfill call_log_timing complete" in backfill.output, backfill.describe()
+    current = [record for record in ssh_stack.history() if record["status"] == "succeeded"][-1]
+    assert [job["outcome"] for job in current["jobs"]] == ["succeeded"], current
     assert ssh_stack.lock() is None
 
 
