@@ -35,7 +35,8 @@ options:
         was broken), since another deploy may then be running.
       - V(unlock) releases the lock when O(owner) holds it; a lock held by someone else is
         left alone and reported in RV(warning).
-      - V(begin) appends O(release) to the history as C(in_progress).
+      - V(begin) appends O(release) to the history as C(in_progress); with O(owner), it also
+        renews the lease of the lock O(owner) holds, as V(renew) does, in the same call.
       - V(finish) marks O(release_id) V(succeeded) or V(failed) with O(reason) and O(details).
       - V(read) changes nothing and returns the history, the current and previous releases
         and the lock.
@@ -55,7 +56,8 @@ options:
     default: /var/lib/prosaas-deploy
   owner:
     description:
-      - Who runs the deploy. Required for O(action=lock), O(action=renew) and O(action=unlock).
+      - Who runs the deploy. Required for O(action=lock), O(action=renew) and O(action=unlock);
+        with O(action=begin), the lock it holds is renewed too.
     type: dict
     suboptions:
       user:
@@ -231,7 +233,7 @@ actions:
             on bastion1)", "acquired deploy lock for ops@bastion1 pid 5151"]
 holder:
   description: The lock record now in the file (after the run); null when there is none.
-  returned: lock, renew, unlock
+  returned: lock, renew, unlock, begin (with O(owner))
   type: dict
   sample: {"user": "ops", "host": "bastion1", "pid": 5151, "release": "20261124T120000Z-v2",
            "started_at": "2026-11-24T12:00:00Z", "renewed_at": "2026-11-24T12:00:00Z",
@@ -456,7 +458,8 @@ class DeployState:
         existing = read_lock(self.lock_path)
         renewed = renew_lock(existing, self.params["owner"], self.params["lease"])
         self.result["holder"] = renewed
-        self.diff = {"before": existing, "after": renewed}
+        if self.params["action"] == "renew":
+            self.diff = {"before": existing, "after": renewed}
         # Renewing is bookkeeping, like taking the lock: reported, never a change.
         self.actions.append(f"renewed the lease of {who(renewed)} until {renewed['expires_at']}")
         if not self.module.check_mode:
@@ -500,6 +503,8 @@ class DeployState:
     # --- history ----------------------------------------------------------------------
 
     def begin(self) -> None:
+        if self.params["owner"] and not self.module.check_mode:  # check mode takes no lock
+            self.renew()
         releases = load_history(self.history_path)
         current, previous = current_and_previous(releases)
         updated, record = begin(releases, self.params["release"], self.params["keep"])

@@ -185,16 +185,23 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SessionKeys:
     return SessionKeys.make(tmp_path_factory.mktemp("ssh"))
 
 
+def start_test_host(
+    client: docker.DockerClient, base_image: str, keys: SessionKeys, prefix: str
+) -> SshHost:
+    """A fresh bare test host named PREFIX-<random>; the test fails when it cannot start."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    try:
+        return start_host(client, host_image(client, base_image), name, keys)
+    except HostError as exc:
+        pytest.fail(str(exc))
+
+
 @pytest.fixture(scope="session")
 def ssh_host(
     docker_engine: docker.DockerClient, base_image: str, ssh_keys: SessionKeys
 ) -> Iterator[SshHost]:
     """One bare test host (its own hostname and host keys), removed at the end of the session."""
-    name = f"pdhost-{uuid.uuid4().hex[:6]}"
-    try:
-        host = start_host(docker_engine, host_image(docker_engine, base_image), name, ssh_keys)
-    except HostError as exc:
-        pytest.fail(str(exc))
+    host = start_test_host(docker_engine, base_image, ssh_keys, "pdhost")
     try:
         yield host
     finally:

@@ -429,7 +429,9 @@ ENGINE_FAULTS = [
           engine_restarted_at("Stop the app services gracefully, all at once"),
           runbook="Rollback failed", recover=rollback_if_still_down),
     Fault("Docker engine restarted", "start", ("engine",),
-          engine_restarted_at("Enter the start phase"),
+          engine_restarted_at(
+              "Start the app services on the new images, a batch of hosts at a time, and wait"
+              " until each is healthy"),
           runbook="Rollback failed", recover=rollback_if_still_down),
 ]  # fmt: skip
 

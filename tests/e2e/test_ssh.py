@@ -21,7 +21,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +31,7 @@ import docker
 import pytest
 import yaml
 
-from tests.conftest import ROOT, host_stats, playbook_args, run_module
+from tests.conftest import ROOT, host_stats, playbook_args, run_module, start_test_host
 from tests.e2e.conftest import (
     APP_SERVICES,
     DeployRun,
@@ -43,7 +42,7 @@ from tests.e2e.conftest import (
     wait_until,
 )
 from tests.pg_cluster import free_loopback_port
-from tests.ssh_hosts import HostError, SessionKeys, SshHost, host_image, remove_host, start_host
+from tests.ssh_hosts import SessionKeys, SshHost, remove_host
 from tests.ssh_stack import Tunnel, load_images, read_remote
 
 WHEELS = ROOT / ".cache" / "wheels"
@@ -120,11 +119,7 @@ def test_host(
     """A fresh bare host for this module, removed after it."""
     if not list(WHEELS.glob("*.whl")):
         pytest.fail(f"no wheels in {WHEELS}: scripts/test.sh downloads them (ensure_host_wheels)")
-    name = f"pdprep-{uuid.uuid4().hex[:6]}"
-    try:
-        host = start_host(docker_engine, host_image(docker_engine, base_image), name, ssh_keys)
-    except HostError as exc:
-        pytest.fail(str(exc))
+    host = start_test_host(docker_engine, base_image, ssh_keys, "pdprep")
     try:
         base = tmp_path_factory.mktemp("prepare")
         yield TestHost(host, write_inventory(base / "inventory", host, ssh_keys), base)
