@@ -36,7 +36,7 @@ yamllint --strict .
 ansible-lint --offline -q
 
 say "tests: pytest, on two workers (one test file each at a time; -n 0 runs in one process)"
-python -m pytest -n 2 --dist loadfile "$@"
+python -m pytest -n 2 --dist loadfile --durations=30 "$@"
 
 tree_after=$(work_tree_status)
 if [ "$tree_after" != "$tree_before" ]; then

@@ -28,6 +28,27 @@ def with_images(services: list[dict[str, Any]], images: dict[str, str]) -> list[
     ]
 
 
+def pinned_images(services: list[dict[str, Any]], digests: dict[str, str]) -> list[dict[str, Any]]:
+    """The same services on the digest each one's image was pulled at, where it was pulled."""
+    return [
+        {**service, "image": digests.get(service["image"], service["image"])}
+        for service in services
+    ]
+
+
+def tag_conflicts(pulls: list[dict[str, str]]) -> list[str]:
+    """A line per image reference that the hosts' pulls (reference -> digest) pinned apart."""
+    seen: dict[str, set[str]] = {}
+    for digests in pulls:
+        for reference, pinned in digests.items():
+            seen.setdefault(reference, set()).add(pinned)
+    return [
+        f"{reference} is at {' and '.join(sorted(pinned))}"
+        for reference, pinned in seen.items()
+        if len(pinned) > 1
+    ]
+
+
 def phase_durations(marks: dict[str, float]) -> dict[str, float]:
     """Seconds each phase took, from the time each phase (and 'end') was entered."""
     ordered = sorted(marks.items(), key=lambda item: item[1])
@@ -262,6 +283,8 @@ class FilterModule:
         return {
             "service_images": service_images,
             "with_images": with_images,
+            "pinned_images": pinned_images,
+            "tag_conflicts": tag_conflicts,
             "deploy_summary": deploy_summary,
             "phase_durations": phase_durations,
             "downtime": downtime,

@@ -198,3 +198,21 @@ def test_run_problems_name_the_variable_and_the_fix() -> None:
     assert filters.run_problems("db1", ["db1"], 1.5) == [
         "prosaas_start_batch_size is 1.5, it must be a whole number of hosts (0: all at once)"
     ]
+
+
+def test_pinned_images_swaps_each_pulled_image_for_its_digest() -> None:
+    digests = {"prosaas-demo/app:v2": "prosaas-demo/app@sha256:222"}
+    services = [
+        {"name": "api", "image": "prosaas-demo/app:v2"},
+        {"name": "redis", "image": "redis:7"},
+    ]
+    assert filters.pinned_images(services, digests) == [
+        {"name": "api", "image": "prosaas-demo/app@sha256:222"},
+        {"name": "redis", "image": "redis:7"},
+    ]
+
+
+def test_tag_conflicts_names_a_tag_the_hosts_pulled_at_two_digests() -> None:
+    pulls = [{"app:v2": "app@sha256:1", "redis:7": "redis@sha256:9"}, {"app:v2": "app@sha256:2"}]
+    assert filters.tag_conflicts(pulls) == ["app:v2 is at app@sha256:1 and app@sha256:2"]
+    assert filters.tag_conflicts([{"app:v2": "app@sha256:1"}, {"app:v2": "app@sha256:1"}]) == []

@@ -1,0 +1,222 @@
+#!/usr/bin/python
+"""Ansible module: pull images from a registry and say which digest each one is."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: docker_pull
+short_description: Pull images from a registry and return the digest of each
+description:
+  - Pulls every image of O(images) on the engine, with the registry's credentials when
+    O(registry) is given, and returns per image the C(repository@sha256:...) reference
+    that pins what was pulled, so a release can run and roll back by digest.
+  - The credentials go with each request to the engine and are kept nowhere on the host
+    (no C(docker login), no C(~/.docker/config.json)).
+  - A pull that fails - registry unreachable, credentials refused, an image not in the
+    registry, no disk space, the engine gone mid-pull - fails the module with one line that
+    names the image and what to do. The password never appears in a result or a message.
+  - In check mode nothing is pulled; the registry is asked for each image's digest.
+version_added: "0.2.0"
+author: prosaas-deploy
+options:
+  images:
+    description: Image references to pull (C(repository:tag) or C(repository@sha256:...)).
+    type: list
+    elements: str
+    required: true
+  registry:
+    description:
+      - The registry and the user to log in as; empty to pull anonymously.
+    type: dict
+    default: {}
+    suboptions:
+      host:
+        description: Registry host and port, as in the image references.
+        type: str
+      user:
+        description: User to log in as.
+        type: str
+  registry_password:
+    description: Password of O(registry.user). Never logged.
+    type: str
+    default: ""
+  only_missing:
+    description:
+      - Pull only the images the engine does not have yet, so a release whose images are
+        all on the host starts without the registry (a rollback, say).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - prosaas_docker
+attributes:
+  check_mode:
+    support: full
+    description: Pulls nothing; returns the digest the registry has for each image.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Pull the release's images and pin their digests
+  docker_pull:
+    images:
+      - registry.example.internal:5000/prosaas/app:v2
+      - registry.example.internal:5000/prosaas/migrate:v2
+    registry:
+      host: registry.example.internal:5000
+      user: deploy-bot
+    registry_password: "{{ vault_prosaas_registry_password }}"
+  register: pulled
+"""
+
+RETURN = r"""
+digests:
+  description: The C(repository@sha256:...) reference of each image, by the reference asked for.
+  returned: always
+  type: dict
+  sample: {"registry.example.internal:5000/prosaas/app:v2":
+           "registry.example.internal:5000/prosaas/app@sha256:3b1f...e9"}
+pulls:
+  description: Per image, what the pull transferred.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"reference": "registry.example.internal:5000/prosaas/app:v2",
+            "digest_reference": "registry.example.internal:5000/prosaas/app@sha256:3b1f...e9",
+            "layers_pulled": 1, "layers_present": 6, "bytes_pulled": 1842}]
+actions:
+  description: What was done, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["logged in to registry.example.internal:5000 as deploy-bot",
+           "pulled registry.example.internal:5000/prosaas/app:v2: 1 layer(s), 1842 bytes"]
+"""
+
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prosaas_docker import (
+    DockerException,
+    docker_argument_spec,
+    docker_client,
+    find_image_id,
+    one_line,
+)
+from ansible.module_utils.prosaas_pull import (
+    PullProgress,
+    digest_reference,
+    pull_failure,
+    split_reference,
+)
+
+
+class Puller:
+    """Pulls the images one by one with the registry's credentials, recording each step."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.client = docker_client(module)
+        registry = module.params["registry"] or {}
+        self.registry = registry.get("host") or ""
+        self.user = registry.get("user") or ""
+        password = module.params["registry_password"]
+        self.auth = {"username": self.user, "password": password} if self.user else None
+        self.actions: list[str] = []
+        self.pulls: list[dict[str, Any]] = []
+        self.digests: dict[str, str] = {}
+
+    def fail(self, text: str, reference: str) -> None:
+        message = pull_failure(text, reference=reference, registry=self.registry, user=self.user)
+        self.module.fail_json(msg=message, actions=self.actions, digests=self.digests)
+
+    def log_in(self) -> None:
+        """Check the credentials once, before any pull, so a refusal says so first."""
+        if not self.auth:
+            return
+        try:
+            self.client.login(registry=self.registry, reauth=True, **self.auth)
+        except DockerException as exc:
+            self.fail(one_line(exc), self.registry)
+        self.actions.append(f"logged in to {self.registry} as {self.user}")
+
+    def pull(self, reference: str) -> None:
+        repository, tag = split_reference(reference)
+        progress = PullProgress()
+        try:
+            stream = self.client.api.pull(
+                repository, tag=tag, stream=True, decode=True, auth_config=self.auth
+            )
+            for event in stream:
+                progress.read(event)
+            pinned = digest_reference(
+                reference, self.client.images.get(reference).attrs.get("RepoDigests") or []
+            )
+        except DockerException as exc:
+            self.fail(one_line(exc), reference)
+        except OSError as exc:  # the engine's connection dropped mid-stream
+            self.fail(f"pull cut off: {one_line(exc)}", reference)
+        if progress.error:
+            self.fail(progress.error, reference)
+        if pinned is None:
+            self.fail("the engine knows no digest for it after the pull", reference)
+        summary = progress.summary()
+        self.digests[reference] = pinned
+        self.pulls.append({"reference": reference, "digest_reference": pinned, **summary})
+        self.actions.append(
+            f"pulled {reference}: {summary['layers_pulled']} layer(s), "
+            f"{summary['bytes_pulled']} bytes ({summary['layers_present']} already present)"
+        )
+
+    def look_up(self, reference: str) -> None:
+        """Check mode: the digest the registry has for REFERENCE, nothing pulled."""
+        repository, _ = split_reference(reference)
+        try:
+            data = self.client.images.get_registry_data(reference, auth_config=self.auth)
+        except DockerException as exc:
+            self.fail(one_line(exc), reference)
+        self.digests[reference] = f"{repository}@{data.id}"
+        self.actions.append(f"would pull {reference} ({data.id})")
+
+    def run(self) -> dict[str, Any]:
+        wanted = list(dict.fromkeys(self.module.params["images"]))
+        if self.module.params["only_missing"]:
+            present = [ref for ref in wanted if find_image_id(self.client, ref) is not None]
+            self.actions += [f"{ref} already on the engine" for ref in present]
+            wanted = [ref for ref in wanted if ref not in present]
+        if wanted:
+            self.log_in()
+        for reference in wanted:
+            if self.module.check_mode:
+                self.look_up(reference)
+            else:
+                self.pull(reference)
+        changed = any(pull["layers_pulled"] for pull in self.pulls)
+        return {
+            "changed": changed,
+            "digests": self.digests,
+            "pulls": self.pulls,
+            "actions": self.actions,
+        }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=docker_argument_spec(
+            images={"type": "list", "elements": "str", "required": True},
+            registry={
+                "type": "dict",
+                "default": {},
+                "options": {"host": {"type": "str"}, "user": {"type": "str"}},
+            },
+            registry_password={"type": "str", "default": "", "no_log": True},
+            only_missing={"type": "bool", "default": False},
+        ),
+        supports_check_mode=True,
+    )
+    module.exit_json(**Puller(module).run())
+
+
+if __name__ == "__main__":
+    main()
