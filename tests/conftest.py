@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import Iterator
@@ -15,11 +16,21 @@ import ansible_runner
 import docker
 import psycopg
 import pytest
+import yaml
 from docker.errors import DockerException
 
 from tests import pg_cluster
 from tests.e2e import reliability
 from tests.pg_cluster import free_loopback_port
+from tests.registry import (
+    Registry,
+    RegistryError,
+    engine_trusts,
+    push_images,
+    registry_image,
+    remove_registry,
+    start_registry,
+)
 from tests.ssh_hosts import (
     HostError,
     SessionKeys,
@@ -206,6 +217,59 @@ def ssh_host(
         yield host
     finally:
         remove_host(docker_engine, host)
+
+
+# --- A private registry of the session (tests/registry.py) -----------------------------
+
+REGISTRY_USER = "prosaas-ci"
+TRUST_REGISTRY_PLAYBOOK = "tests/playbooks/trust_registry.yml"
+
+
+@pytest.fixture(scope="session")
+def registry(
+    docker_engine: docker.DockerClient,
+    base_image: str,
+    demo_images: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Registry]:
+    """A registry on a network of its own, the demo images pushed to it once with
+    scripts/push-images.sh (their digests in .digests). This machine's engine trusts the
+    session CA for its loopback address meanwhile; everything goes at the end."""
+    name = f"pdreg-{uuid.uuid4().hex[:6]}"
+    try:
+        started = start_registry(
+            docker_engine,
+            registry_image(docker_engine, base_image),
+            name,
+            network=f"{name}-net",
+            ca_folder=tmp_path_factory.mktemp("registry"),
+            user=REGISTRY_USER,
+            password=secrets.token_urlsafe(24),
+        )
+    except RegistryError as exc:
+        pytest.fail(str(exc))
+    try:
+        with engine_trusts(started):
+            try:
+                push_images(started, demo_images)
+            except RegistryError as exc:
+                pytest.fail(str(exc))
+            yield started
+    finally:
+        remove_registry(docker_engine, started)
+
+
+def trust_registry(
+    host: SshHost, keys: SessionKeys, registry_vars: dict, tmp_path: Path, *flags: str
+) -> ansible_runner.Runner:
+    """Run the prepare role's registry tasks on HOST over SSH (tests/playbooks/
+    trust_registry.yml), with REGISTRY_VARS as the inventory's (Registry.inventory_vars()):
+    the host's engine then trusts the registry's CA as a prepared deploy host does."""
+    inventory = tmp_path / f"hosts-{uuid.uuid4().hex[:8]}.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {host.name: host.inventory_vars(keys)}}}))
+    args = playbook_args(TRUST_REGISTRY_PLAYBOOK, tmp_path, registry_vars)
+    args |= {"inventory": str(inventory), "cmdline": " ".join(flags) or None}
+    return ansible_runner.run(**args)
 
 
 # --- Playbooks ----------------------------------------------------------------------

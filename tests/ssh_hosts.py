@@ -105,12 +105,19 @@ def host_image(client: docker.DockerClient, base_image: str) -> str:
     return tag
 
 
-def run_host_container(client: docker.DockerClient, image: str, name: str) -> Any:
-    """A container for host NAME that can run its own engine; privileged where allowed."""
+def run_host_container(
+    client: docker.DockerClient, image: str, name: str, network: str | None = None
+) -> Any:
+    """A container for host NAME that can run its own engine; privileged where allowed.
+
+    NETWORK: a Docker network to join instead of the default bridge, where the other
+    containers of that network reach the host by its name (and it reaches them by theirs).
+    """
     common: dict[str, Any] = {
         "name": name,
         "hostname": name,
         "detach": True,
+        "network": network,
         "ports": {"22/tcp": ("127.0.0.1", None)},
         "volumes": {
             f"{name}-docker": {"bind": "/var/lib/docker", "mode": "rw"},
@@ -157,9 +164,19 @@ def published_port(container: Any) -> int:
     return int(container.attrs["NetworkSettings"]["Ports"]["22/tcp"][0]["HostPort"])
 
 
-def start_host(client: docker.DockerClient, image: str, name: str, keys: SessionKeys) -> SshHost:
-    """Start host NAME, authorise the session key and add its host keys to known_hosts."""
-    container = run_host_container(client, image, name)
+def start_host(
+    client: docker.DockerClient,
+    image: str,
+    name: str,
+    keys: SessionKeys,
+    network: str | None = None,
+) -> SshHost:
+    """Start host NAME, authorise the session key and add its host keys to known_hosts.
+
+    NETWORK: a Docker network the host joins instead of the default bridge (a test
+    registry's, tests/registry.py).
+    """
+    container = run_host_container(client, image, name, network)
     host = SshHost(name, published_port(container), container)
     authorize(container, keys.public_key)
     deadline = time.monotonic() + SSH_READY_TIMEOUT_S
