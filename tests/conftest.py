@@ -197,12 +197,17 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SessionKeys:
 
 
 def start_test_host(
-    client: docker.DockerClient, base_image: str, keys: SessionKeys, prefix: str
+    client: docker.DockerClient,
+    base_image: str,
+    keys: SessionKeys,
+    prefix: str,
+    network: str | None = None,
 ) -> SshHost:
-    """A fresh bare test host named PREFIX-<random>; the test fails when it cannot start."""
+    """A fresh bare test host named PREFIX-<random> (on NETWORK when given); the test fails
+    when it cannot start."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     try:
-        return start_host(client, host_image(client, base_image), name, keys)
+        return start_host(client, host_image(client, base_image), name, keys, network)
     except HostError as exc:
         pytest.fail(str(exc))
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import ansible_runner
 import docker
@@ -42,6 +43,7 @@ from tests.e2e.conftest import (
     wait_until,
 )
 from tests.pg_cluster import free_loopback_port
+from tests.registry import Registry, repushed
 from tests.ssh_hosts import SessionKeys, SshHost, remove_host
 from tests.ssh_stack import Tunnel, load_images, read_remote
 
@@ -62,9 +64,12 @@ class TestHost:
     host: SshHost
     inventory: Path
     base: Path
+    registry_vars: dict[str, Any]
 
     def play(self, playbook: str, *flags: str) -> ansible_runner.Runner:
-        args = playbook_args(playbook, self.base)
+        # prepare.yml also makes the host's engine trust the registry's CA.
+        extravars = self.registry_vars if playbook == "playbooks/prepare.yml" else None
+        args = playbook_args(playbook, self.base, extravars)
         args |= {"inventory": str(self.inventory), "cmdline": " ".join(flags) or None}
         return ansible_runner.run(**args)
 
@@ -114,15 +119,17 @@ def test_host(
     docker_engine: docker.DockerClient,
     base_image: str,
     ssh_keys: SessionKeys,
+    registry: Registry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestHost]:
     """A fresh bare host for this module, removed after it."""
     if not list(WHEELS.glob("*.whl")):
         pytest.fail(f"no wheels in {WHEELS}: scripts/test.sh downloads them (ensure_host_wheels)")
-    host = start_test_host(docker_engine, base_image, ssh_keys, "pdprep")
+    host = start_test_host(docker_engine, base_image, ssh_keys, "pdprep", registry.network)
     try:
         base = tmp_path_factory.mktemp("prepare")
-        yield TestHost(host, write_inventory(base / "inventory", host, ssh_keys), base)
+        inventory = write_inventory(base / "inventory", host, ssh_keys)
+        yield TestHost(host, inventory, base, registry.inventory_vars())
     finally:
         remove_host(docker_engine, host)
 
@@ -405,3 +412,46 @@ def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_
     assert recovered.rc == 0, recovered.describe()
     ssh_stack.assert_app_healthy_on("v2")
     assert ssh_stack.lock() is None
+
+
+# --- Images from the registry, by digest ----------------------------------------------
+
+
+def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
+    ssh_stack: SshStack, registry: Registry, unhealthy_app_image: str
+) -> None:
+    """v2 pulled from the registry runs by digest; its tag re-pushed with a broken image,
+    deploying v2 again pulls the new digest, never turns healthy and rolls back to the
+    recorded one, and start.yml starts the recorded one too. No output shows the password."""
+    from_registry = {
+        "prosaas_registry": {"host": registry.address, "user": registry.user},
+        "vault_prosaas_registry_password": registry.password,
+        "prosaas_app_image": f"{registry.address}/prosaas-demo/app",
+        "prosaas_migrate_image": f"{registry.address}/prosaas-demo/migrate:v2",
+    }
+    good = f"{registry.address}/prosaas-demo/app@{registry.digests['prosaas-demo/app:v2']}"
+
+    first = ssh_stack.deploy("v2", **from_registry)
+    assert first.rc == 0, first.describe()
+    assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
+    record = ssh_stack.history()[-1]
+    assert record["status"] == "succeeded" and set(record["images"].values()) == {good}, record
+    assert record["migrate_image"].startswith(f"{registry.address}/prosaas-demo/migrate@sha256:")
+
+    with repushed(registry, unhealthy_app_image, "prosaas-demo/app:v2") as bad:
+        again = ssh_stack.deploy("v2", service_up_wait_timeout=10, **from_registry)
+        assert again.rc != 0, again.describe()
+        assert f"rolled back to release {record['id']} (healthy)" in again.failure, again.describe()
+        failed = ssh_stack.history()[-1]
+        assert set(failed["images"].values()) == {f"{registry.address}/prosaas-demo/app@{bad}"}
+        assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
+
+        started = ssh_stack.play("playbooks/start.yml", "v2", **from_registry)
+        assert started.rc == 0, started.describe()
+        assert started.stats["changed"] == 0, started.describe()
+        assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
+        assert {ssh_stack.health(name) for name in APP_SERVICES} == {"healthy"}
+
+    for run in (first, again, started):
+        assert registry.password not in run.output
+    assert registry.password not in json.dumps(ssh_stack.reports())
