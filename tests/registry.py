@@ -307,12 +307,14 @@ def remove_registry_objects(client: docker.DockerClient, name: str, network: str
 
 
 def remove_registry(client: docker.DockerClient, registry: Registry) -> None:
-    """The registry's container, volume and network, and the tags the pushes left here."""
+    """The registry's container, volume and network, and the names the pushes and pulls
+    left here (tags, and the digest references a pull or push records)."""
     prefix = f"{registry.loopback}/"
     for image in client.images.list():
-        for tag in image.tags:
-            if tag.startswith(prefix):
-                client.images.remove(tag)
+        for name in image.tags + (image.attrs.get("RepoDigests") or []):
+            if name.startswith(prefix):
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.images.remove(name)
     remove_registry_objects(client, registry.name, registry.network)
 
 

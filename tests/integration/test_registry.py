@@ -17,7 +17,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import host_stats, trust_registry
+from tests.conftest import ModuleRun, host_stats, run_module, trust_registry
+from tests.pg_cluster import free_loopback_port
 from tests.registry import ENGINE_CERTS_DIR, PUSH_SCRIPT, Registry, engine_trusts, repushed
 from tests.ssh_hosts import SessionKeys, SshHost, host_image, remove_host, start_host
 
@@ -185,3 +186,75 @@ def test_a_registry_without_a_ca_writes_nothing_and_one_without_a_host_is_refuse
     run = trust_registry(registry_host, ssh_keys, no_host, tmp_path)
     assert run.rc != 0
     assert "prosaas_registry needs a host" in run.stdout.read()
+
+
+# --- docker_pull against the registry ---------------------------------------------------
+
+
+def pull(tmp_path: Path, registry: Registry, images: list[str], **options: object) -> ModuleRun:
+    """docker_pull through Ansible on this machine's engine, from the registry's loopback
+    address, with the registry's user and OPTIONS (registry_password, check, ...)."""
+    check = bool(options.pop("check", False))
+    args = {
+        "images": images,
+        "registry": {"host": registry.loopback, "user": registry.user},
+        "registry_password": registry.password,
+        **options,
+    }
+    return run_module(tmp_path, "docker_pull", args, check=check)
+
+
+def test_docker_pull_pins_each_image_at_the_digest_the_registry_serves(
+    registry: Registry, tmp_path: Path
+) -> None:
+    reference = f"{registry.loopback}/prosaas-demo/redis:7"
+    pinned = f"{registry.loopback}/prosaas-demo/redis@{registry.digests['prosaas-demo/redis:7']}"
+
+    looked_up = pull(tmp_path, registry, [reference], check=True)
+    assert not looked_up.failed, looked_up.result
+    assert looked_up.result["digests"] == {reference: pinned}
+    assert not looked_up.result["changed"]
+
+    first = pull(tmp_path, registry, [reference])
+    assert not first.failed, first.result
+    assert first.result["digests"] == {reference: pinned}
+    again = pull(tmp_path, registry, [reference])
+    assert again.result["pulls"][0]["layers_pulled"] == 0
+    assert not again.result["changed"]
+    # Everything is on the engine: no login, so not even a wrong password matters.
+    wrong = f"not-{registry.password}"
+    present = pull(tmp_path, registry, [pinned], only_missing=True, registry_password=wrong)
+    assert not present.failed, present.result
+    assert present.result["actions"] == [f"{pinned} already on the engine"], present.result
+    for run in (looked_up, first, again):
+        assert registry.password not in json.dumps(run.result) + run.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "advice"),
+    [
+        ("wrong password", "the registry refused the credentials of prosaas-ci"),
+        ("tag not pushed", "prosaas-demo/app:v9 is not in the registry"),
+        ("registry down", "unreachable from the host"),
+    ],
+)
+def test_docker_pull_fails_on_one_line_that_says_what_to_do(
+    registry: Registry, tmp_path: Path, case: str, advice: str
+) -> None:
+    wrong = f"not-{registry.password}"
+    image, password, at = "prosaas-demo/app:v2", registry.password, registry
+    if case == "wrong password":
+        password = wrong
+    elif case == "tag not pushed":
+        image = "prosaas-demo/app:v9"
+    else:
+        at = dataclasses.replace(registry, port=free_loopback_port())
+    run = pull(tmp_path, at, [f"{at.loopback}/{image}"], registry_password=password)
+
+    assert run.failed
+    message = run.result["msg"]
+    assert message.startswith("pull of "), message
+    assert advice in message, message
+    assert "\n" not in message
+    assert registry.password not in json.dumps(run.result) + run.stdout
+    assert wrong not in json.dumps(run.result) + run.stdout
