@@ -114,10 +114,11 @@ class Engine:
             self.process.kill()
             self.process.wait()
 
-    def restart(self) -> float:
-        """Stop and start the engine; seconds it took."""
+    def restart(self, down_for: float = 0.0) -> float:
+        """Stop the engine, leave it down DOWN_FOR seconds, start it; seconds it all took."""
         started = time.monotonic()
         self.stop()
+        time.sleep(down_for)
         self.start()
         return time.monotonic() - started
 

@@ -14,6 +14,7 @@ What each row saw goes into docs/reliability.md (tests/e2e/reliability.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import json
 import os
@@ -308,9 +309,13 @@ def sigkill_in_start(s: FaultStack) -> DeployRun:
 
 
 def engine_restarted_at(task: str) -> Callable[[FaultStack], DeployRun]:
+    """The engine goes down as the play reaches TASK and stays down long enough (5 s) that
+    the phase's next engine call finds it gone, however fast the play moves on."""
+
     def inject(s: FaultStack) -> DeployRun:
         assert s.engine is not None
-        return deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, s.engine.restart)])
+        restart = functools.partial(s.engine.restart, down_for=5.0)
+        return deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, restart)])
 
     return inject
 
