@@ -64,7 +64,7 @@ from docker.errors import DockerException, NotFound
 
 from tests.pg_cluster import free_loopback_port
 from tests.ssh_hosts import SessionKeys, SshHost, host_image, remove_host, start_host
-from tests.ssh_stack import Tunnel, load_images
+from tests.ssh_stack import Tunnel, load_images, write_stack_inventory
 
 HERE = ROOT / "bench" / "deploy"
 COMPOSE_FILES = (HERE / "docker-compose.yml", HERE / "docker-compose.prod.yml")
@@ -365,7 +365,7 @@ class SshWay(AnsibleWay):
         image = host_image(self.outer, os.environ.get("BASE_IMAGE", base_image_tag(self.outer)))
         server = start_host(self.outer, image, f"{self.prefix}host", self.keys)
         self.inventory = self.workdir / "inventory"
-        write_ssh_inventory(self.inventory, server, self.keys)
+        write_stack_inventory(self.inventory, server, self.keys)
         run_command(
             [self.playbook_command, "-i", str(self.inventory), "playbooks/prepare.yml",
              "-e", "prosaas_python_packages_from=controller"],
@@ -405,14 +405,6 @@ def base_image_tag(client: docker.DockerClient) -> str:
     if not tags:
         raise BenchError("no prosaas-deploy/base image: run scripts/test.sh, or set BASE_IMAGE")
     return sorted(tags)[-1]
-
-
-def write_ssh_inventory(folder: Path, server: SshHost, keys: SessionKeys) -> None:
-    """The server alone in the prosaas group, over the local inventory's group_vars."""
-    (folder / "group_vars").mkdir(parents=True)
-    (folder / "group_vars" / "all").symlink_to(ROOT / "inventories/local/group_vars/all")
-    hosts = {"prosaas": {"hosts": {server.name: server.inventory_vars(keys)}}}
-    (folder / "hosts.yml").write_text(json.dumps(hosts), encoding="utf-8")
 
 
 class FloorWay(Way):

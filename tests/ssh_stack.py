@@ -12,7 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from tests.ssh_hosts import HostError, SessionKeys, SshHost
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TUNNEL_READY_TIMEOUT_S = 15.0
 
@@ -86,3 +90,13 @@ def read_remote(host: SshHost, path: str) -> str | None:
     """The text of PATH on HOST; None when there is no such file."""
     result = host.container.exec_run(["cat", path])
     return result.output.decode() if result.exit_code == 0 else None
+
+
+def write_stack_inventory(folder: Path, server: SshHost, keys: SessionKeys) -> Path:
+    """The server alone in the prosaas group, over the local inventory's group_vars: the
+    whole stack, PostgreSQL included, on the server's engine."""
+    (folder / "group_vars").mkdir(parents=True)
+    (folder / "group_vars" / "all").symlink_to(ROOT / "inventories/local/group_vars/all")
+    hosts = {"prosaas": {"hosts": {server.name: server.inventory_vars(keys)}}}
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return folder

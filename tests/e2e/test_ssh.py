@@ -45,7 +45,7 @@ from tests.e2e.conftest import (
 from tests.pg_cluster import free_loopback_port
 from tests.registry import Registry, repushed
 from tests.ssh_hosts import SessionKeys, SshHost, remove_host
-from tests.ssh_stack import Tunnel, load_images, read_remote
+from tests.ssh_stack import Tunnel, load_images, read_remote, write_stack_inventory
 
 WHEELS = ROOT / ".cache" / "wheels"
 VENV_PYTHON = "/opt/prosaas-deploy/venv/bin/python"
@@ -252,17 +252,6 @@ class SshStack(Stack):
         assert self.tunnel is not None
         port = self.tunnel.ports[DATABASE_PORT]
         return f"postgresql://prosaas:prosaas-local-only@127.0.0.1:{port}/prosaas"
-
-
-def write_stack_inventory(folder: Path, server: SshHost, keys: SessionKeys) -> Path:
-    """The server alone in the prosaas group, over the local inventory's group_vars: the
-    whole stack, PostgreSQL included, on the server's engine."""
-    folder.mkdir()
-    (folder / "group_vars").mkdir()
-    (folder / "group_vars" / "all").symlink_to(ROOT / "inventories/local/group_vars/all")
-    hosts = {"prosaas": {"hosts": {server.name: server.inventory_vars(keys)}}}
-    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    return folder
 
 
 @pytest.fixture(scope="module")
