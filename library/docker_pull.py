@@ -84,20 +84,31 @@ pulls:
   elements: dict
   sample: [{"reference": "registry.example.internal:5000/prosaas/app:v2",
             "digest_reference": "registry.example.internal:5000/prosaas/app@sha256:3b1f...e9",
-            "layers_pulled": 1, "layers_present": 6, "bytes_pulled": 1842}]
+            "layers_pulled": 1, "layers_present": 6, "bytes_pulled": 1842, "seconds": 0.4}]
+would_pull:
+  description: In check mode, the images (by digest) the engine lacks and a pull would fetch.
+  returned: always
+  type: list
+  elements: str
+  sample: ["registry.example.internal:5000/prosaas/app@sha256:3b1f...e9"]
 actions:
   description: What was done, in order.
   returned: always
   type: list
   elements: str
   sample: ["logged in to registry.example.internal:5000 as deploy-bot",
-           "pulled registry.example.internal:5000/prosaas/app:v2: 1 layer(s), 1842 bytes"]
+           "pulled registry.example.internal:5000/prosaas/app:v2: 1 layer(s), 1842 bytes
+            (6 already present) in 0.4 s"]
 """
 
+import contextlib
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prosaas_docker import (
+    ENGINE_CONNECTION_ERRORS,
     DockerException,
     docker_argument_spec,
     docker_client,
@@ -105,6 +116,7 @@ from ansible.module_utils.prosaas_docker import (
     one_line,
 )
 from ansible.module_utils.prosaas_pull import (
+    ENGINE_WENT_AWAY,
     PullProgress,
     digest_reference,
     pull_failure,
@@ -126,58 +138,70 @@ class Puller:
         self.actions: list[str] = []
         self.pulls: list[dict[str, Any]] = []
         self.digests: dict[str, str] = {}
+        self.would_pull: list[str] = []
 
     def fail(self, text: str, reference: str) -> None:
         message = pull_failure(text, reference=reference, registry=self.registry, user=self.user)
         self.module.fail_json(msg=message, actions=self.actions, digests=self.digests)
 
+    @contextlib.contextmanager
+    def failing_on_engine_errors(self, reference: str) -> Iterator[None]:
+        """One line for what the engine refuses, or for its connection dropping mid-call."""
+        try:
+            yield
+        except DockerException as exc:
+            self.fail(one_line(exc), reference)
+        except ENGINE_CONNECTION_ERRORS as exc:
+            self.fail(f"{ENGINE_WENT_AWAY}: {one_line(exc)}", reference)
+
     def log_in(self) -> None:
         """Check the credentials once, before any pull, so a refusal says so first."""
         if not self.auth:
             return
-        try:
+        with self.failing_on_engine_errors(self.registry):
             self.client.login(registry=self.registry, reauth=True, **self.auth)
-        except DockerException as exc:
-            self.fail(one_line(exc), self.registry)
         self.actions.append(f"logged in to {self.registry} as {self.user}")
 
     def pull(self, reference: str) -> None:
         repository, tag = split_reference(reference)
         progress = PullProgress()
-        try:
+        started = time.monotonic()
+        with self.failing_on_engine_errors(reference):
             stream = self.client.api.pull(
                 repository, tag=tag, stream=True, decode=True, auth_config=self.auth
             )
             for event in stream:
                 progress.read(event)
+        if progress.error:  # what the engine said beats what a lookup would find after it
+            self.fail(progress.error, reference)
+        with self.failing_on_engine_errors(reference):
             pinned = digest_reference(
                 reference, self.client.images.get(reference).attrs.get("RepoDigests") or []
             )
-        except DockerException as exc:
-            self.fail(one_line(exc), reference)
-        except OSError as exc:  # the engine's connection dropped mid-stream
-            self.fail(f"pull cut off: {one_line(exc)}", reference)
-        if progress.error:
-            self.fail(progress.error, reference)
         if pinned is None:
             self.fail("the engine knows no digest for it after the pull", reference)
-        summary = progress.summary()
+        summary = {**progress.summary(), "seconds": round(time.monotonic() - started, 1)}
         self.digests[reference] = pinned
         self.pulls.append({"reference": reference, "digest_reference": pinned, **summary})
         self.actions.append(
             f"pulled {reference}: {summary['layers_pulled']} layer(s), "
-            f"{summary['bytes_pulled']} bytes ({summary['layers_present']} already present)"
+            f"{summary['bytes_pulled']} bytes ({summary['layers_present']} already present) "
+            f"in {summary['seconds']} s"
         )
 
     def look_up(self, reference: str) -> None:
-        """Check mode: the digest the registry has for REFERENCE, nothing pulled."""
+        """Check mode: the digest the registry has for REFERENCE, nothing pulled; noted in
+        would_pull when the engine lacks it."""
         repository, _ = split_reference(reference)
-        try:
+        with self.failing_on_engine_errors(reference):
             data = self.client.images.get_registry_data(reference, auth_config=self.auth)
-        except DockerException as exc:
-            self.fail(one_line(exc), reference)
-        self.digests[reference] = f"{repository}@{data.id}"
-        self.actions.append(f"would pull {reference} ({data.id})")
+        pinned = f"{repository}@{data.id}"
+        self.digests[reference] = pinned
+        if find_image_id(self.client, pinned) is None:
+            self.would_pull.append(pinned)
+            self.actions.append(f"would pull {reference} ({data.id})")
+        else:
+            self.actions.append(f"{reference} ({data.id}) already on the engine")
 
     def run(self) -> dict[str, Any]:
         wanted = list(dict.fromkeys(self.module.params["images"]))
@@ -197,6 +221,7 @@ class Puller:
             "changed": changed,
             "digests": self.digests,
             "pulls": self.pulls,
+            "would_pull": self.would_pull,
             "actions": self.actions,
         }
 

@@ -12,9 +12,19 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 try:
     import docker
     from docker.errors import DockerException, ImageNotFound, NotFound
+    from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError as Urllib3Error
 
+    # What the SDK lets through when the engine's connection drops in the middle of a call
+    # (a stream read straight from urllib3 raises its own errors).
+    ENGINE_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+        OSError,
+        RequestException,
+        Urllib3Error,
+    )
     DOCKER_IMPORT_ERROR = None
 except ImportError:
+    ENGINE_CONNECTION_ERRORS = (OSError,)
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"

@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RUNBOOK_PULL = 'RUNBOOK.md: "Image pull failed"'
+# How the module words an engine connection that dropped during a login or a pull.
+ENGINE_WENT_AWAY = "engine went away"
 
 # What the engine or the registry says, mapped to what the operator should do. The first
 # match wins; the texts are lower-cased before matching.
 PULL_FAILURES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        (ENGINE_WENT_AWAY, "context canceled"),
+        "the host's Docker engine stopped or restarted mid-pull: deploy again once `docker info` "
+        "answers there",
+    ),
     (
         ("unauthorized", "authentication required", "incorrect username or password"),
         "the registry refused the credentials of {user}: check vault_prosaas_registry_password",

@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import find_container, require_image_id
+from ansible.module_utils.prosaas_docker import find_container, find_image_id, require_image_id
 from ansible.module_utils.prosaas_spec import (
     MANAGED_BY,
     MANAGED_LABEL,
@@ -68,6 +68,11 @@ class ServiceManager:
             container.remove(force=True)
 
     def image_id(self) -> str:
+        if self.module.check_mode:
+            # A check run pulls nothing: an image not on the engine yet is one the deploy
+            # would pull, and differs from whatever runs.
+            found = find_image_id(self.client, self.params["image"])
+            return found or f"not pulled yet: {self.params['image']}"
         return require_image_id(
             self.client, self.params["image"], self.params["docker_host"], self.fail
         )

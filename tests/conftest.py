@@ -227,6 +227,15 @@ def ssh_host(
 # --- A private registry of the session (tests/registry.py) -----------------------------
 
 REGISTRY_USER = "prosaas-ci"
+# The database runs outside a real deployment: no deploy pulls its image from a registry.
+NOT_PUSHED = ("prosaas-demo/postgres:",)
+
+
+def registry_images(demo_images: list[str]) -> list[str]:
+    """The demo images the registry fixture pushes."""
+    return [ref for ref in demo_images if not ref.startswith(NOT_PUSHED)]
+
+
 TRUST_REGISTRY_PLAYBOOK = "tests/playbooks/trust_registry.yml"
 
 
@@ -237,8 +246,8 @@ def registry(
     demo_images: list[str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Registry]:
-    """A registry on a network of its own, the demo images pushed to it once with
-    scripts/push-images.sh (their digests in .digests). This machine's engine trusts the
+    """A registry on a network of its own, the demo images (registry_images) pushed to it
+    once with scripts/push-images.sh (their digests in .digests). This machine's engine trusts the
     session CA for its loopback address meanwhile; everything goes at the end."""
     name = f"pdreg-{uuid.uuid4().hex[:6]}"
     try:
@@ -256,7 +265,7 @@ def registry(
     try:
         with engine_trusts(started):
             try:
-                push_images(started, demo_images)
+                push_images(started, registry_images(demo_images))
             except RegistryError as exc:
                 pytest.fail(str(exc))
             yield started
@@ -298,10 +307,16 @@ def playbook_args(
 
 
 def run_playbook(
-    playbook: str, tmp_path: Path, extravars: dict | None = None, inventory: str = "local"
+    playbook: str,
+    tmp_path: Path,
+    extravars: dict | None = None,
+    inventory: str = "local",
+    flags: tuple[str, ...] = (),
 ) -> ansible_runner.Runner:
-    """Run one of the project's playbooks through ansible-runner and wait for it."""
-    return ansible_runner.run(**playbook_args(playbook, tmp_path, extravars, inventory))
+    """Run one of the project's playbooks through ansible-runner, with ansible-playbook's
+    FLAGS (--check, say), and wait for it."""
+    args = playbook_args(playbook, tmp_path, extravars, inventory)
+    return ansible_runner.run(**args, cmdline=" ".join(flags) or None)
 
 
 @dataclass

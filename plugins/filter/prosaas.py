@@ -49,6 +49,22 @@ def tag_conflicts(pulls: list[dict[str, str]]) -> list[str]:
     ]
 
 
+def image_plan(compared: list[dict[str, Any]], services: list[dict[str, Any]]) -> list[str]:
+    """A line per service: the image it runs and the one the release would run.
+
+    COMPARED is docker_services's comparison (each service's container as it runs), SERVICES
+    the release's service entries (by digest where pulled from a registry).
+    """
+    wanted = service_images(services)
+    lines = []
+    for entry in compared:
+        running = (entry.get("container") or {}).get("image") or "nothing"
+        would = wanted.get(entry["service"], "?")
+        change = "unchanged" if running == would else f"would run {would}"
+        lines.append(f"{entry['service']}: runs {running}, {change}")
+    return lines
+
+
 def phase_durations(marks: dict[str, float]) -> dict[str, float]:
     """Seconds each phase took, from the time each phase (and 'end') was entered."""
     ordered = sorted(marks.items(), key=lambda item: item[1])
@@ -285,6 +301,7 @@ class FilterModule:
             "with_images": with_images,
             "pinned_images": pinned_images,
             "tag_conflicts": tag_conflicts,
+            "image_plan": image_plan,
             "deploy_summary": deploy_summary,
             "phase_durations": phase_durations,
             "downtime": downtime,

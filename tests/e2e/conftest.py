@@ -72,12 +72,18 @@ class DeployRun:
             if event.get("event") == "runner_on_failed"
             and not event["event_data"].get("ignore_errors")
         ]
-        failure = str(failed[-1].get("msg", "")) if failed else ""
+        failure = failure_message(failed[-1]) if failed else ""
         return cls(runner.rc, host_stats(runner), runner.stdout.read(), failure, events)
 
     def describe(self) -> str:
         """What to show when an assertion on this run fails."""
         return f"rc={self.rc} stats={self.stats} failure={self.failure!r}\n{self.output[-6000:]}"
+
+
+def failure_message(result: dict) -> str:
+    """A failed task's msg; for a loop, the msg of its last failed item."""
+    items = [item for item in result.get("results", []) if item.get("failed")]
+    return str((items[-1] if items else result).get("msg", ""))
 
 
 def run_playbook_async(
@@ -184,10 +190,12 @@ class Stack:
             **extra,
         }
 
-    def play(self, playbook: str, version: str, **extra: Any) -> DeployRun:
-        """Run PLAYBOOK (deploy.yml or a runbook one) on this stack with VERSION's images."""
+    def play(self, playbook: str, version: str, *flags: str, **extra: Any) -> DeployRun:
+        """Run PLAYBOOK (deploy.yml or a runbook one) on this stack with VERSION's images and
+        ansible-playbook's FLAGS."""
         extravars = self.vars_for(version, **extra)
-        return DeployRun.of(run_playbook(playbook, self.tmp_path, extravars, self.inventory))
+        runner = run_playbook(playbook, self.tmp_path, extravars, self.inventory, flags)
+        return DeployRun.of(runner)
 
     def deploy(self, version: str, **extra: Any) -> DeployRun:
         return self.play("deploy.yml", version, **extra)

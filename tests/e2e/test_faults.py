@@ -47,6 +47,8 @@ from tests.e2e.conftest import (
 from tests.e2e.reliability import RECORD, Observed
 from tests.engines import Engine
 from tests.pg_cluster import free_loopback_port
+from tests.registry import Registry, push_images
+from tests.relay import Relay
 
 SEED_ROWS = 2_000
 MIGRATE_TASK = "Run the migrate image to completion"
@@ -66,35 +68,6 @@ RESET_109_SQL = """
 # --- injection --------------------------------------------------------------------------
 
 
-class OneConnectionProxy:
-    """A loopback TCP proxy to PORT that forwards the first connection, then refuses all."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self.serve_one, daemon=True).start()
-
-    def serve_one(self) -> None:
-        with contextlib.suppress(OSError):
-            client, _ = self.listener.accept()
-            self.listener.close()  # every later connection is refused
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-def pipe(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)
-
-
 def dead_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
@@ -110,6 +83,7 @@ class FaultStack:
     client: docker.DockerClient
     engine: Engine | None = None  # set when the stack has an engine of its own to restart
     unhealthy_version: str = ""  # the app tag that never turns healthy
+    source: RegistrySource | None = None  # set for the rows that pull from the test registry
 
     def checksum(self) -> tuple[int, str]:
         with self.stack.connect(autocommit=True) as conn:
@@ -211,12 +185,12 @@ def db_unreachable_in_migrate(s: FaultStack) -> DeployRun:
 
 def db_unreachable_in_verify(s: FaultStack) -> DeployRun:
     # The deploy host reaches the database twice: preflight's lock report, then verify.
-    proxy = OneConnectionProxy(s.stack.extravars["prosaas_database_port_from_deployer"])
-    url = f"postgresql://prosaas:{{{{ prosaas_database_password }}}}@127.0.0.1:{proxy.port}/prosaas"
+    relay = Relay(s.stack.extravars["prosaas_database_port_from_deployer"], max_connections=1)
+    url = f"postgresql://prosaas:{{{{ prosaas_database_password }}}}@{relay.address}/prosaas"
     try:
         return s.stack.deploy("v2", prosaas_database_url_from_deployer=url)
     finally:
-        proxy.close()
+        relay.close()
 
 
 def while_holding_call_log(s: FaultStack, act: Callable[[], None], **extra: Any) -> DeployRun:
@@ -440,7 +414,117 @@ ENGINE_FAULTS = [
           runbook="Rollback failed", recover=rollback_if_still_down),
 ]  # fmt: skip
 
-RECORD.fault_rows = len(FAULTS) + len(ENGINE_FAULTS)
+# --- registry rows: the pull of validate, before the lock -------------------------------
+
+BALLAST_TAG = "v2-ballast"  # app:v2 with a layer of random bytes that only the registry has
+BALLAST_BYTES = 48_000_000
+PULL_CUT_AFTER_BYTES = 4_000_000  # then the relay stalls and the engine restarts
+ENGINE_TMP_SIZE = "8m"  # the engine's download folder, too small for the ballast layer
+
+
+@dataclass
+class RegistrySource:
+    """The test registry as the rows' deploys reach it (on loopback, or through a relay)."""
+
+    registry: Registry
+
+    def deploy_vars(
+        self, address: str = "", password: str | None = None, **pins: str
+    ) -> dict[str, Any]:
+        """A v2 deploy whose app and migrate images come from ADDRESS (the registry's own
+        loopback address by default), with PASSWORD and PINS (service -> tag)."""
+        address = address or self.registry.loopback
+        return {
+            "prosaas_registry": {"host": address, "user": self.registry.user},
+            "vault_prosaas_registry_password": (
+                self.registry.password if password is None else password
+            ),
+            "prosaas_app_image": f"{address}/prosaas-demo/app",
+            "prosaas_migrate_image": f"{address}/prosaas-demo/migrate:v2",
+            "prosaas_app_pins": pins,
+        }
+
+
+def source(s: FaultStack) -> RegistrySource:
+    assert s.source is not None, "a registry row on a stack without the registry"
+    return s.source
+
+
+def registry_unreachable(s: FaultStack) -> DeployRun:
+    return s.stack.deploy("v2", **source(s).deploy_vars(f"127.0.0.1:{free_loopback_port()}"))
+
+
+def registry_credentials_refused(s: FaultStack) -> DeployRun:
+    right = source(s).registry.password
+    wrong = f"not-{right}"
+    run = s.stack.deploy("v2", **source(s).deploy_vars(password=wrong))
+    assert right not in run.output and wrong not in run.output, "a password in the output"
+    return run
+
+
+def tag_missing_in_registry(s: FaultStack) -> DeployRun:
+    return s.stack.deploy("v2", **source(s).deploy_vars(worker="v2-never-pushed"))
+
+
+def pull_cut_off_by_engine_restart(s: FaultStack) -> DeployRun:
+    """The registry is reached through a relay that stalls once the pull is well under way
+    and then restarts the engine, so the engine goes down in the middle of the pull."""
+    engine = s.engine
+    assert engine is not None
+    relay = Relay(
+        source(s).registry.port,
+        stall_after=PULL_CUT_AFTER_BYTES,
+        on_stall=functools.partial(engine.restart, down_for=2.0),
+    )
+    try:
+        run = s.stack.deploy("v2", **source(s).deploy_vars(relay.address, worker=BALLAST_TAG))
+    finally:
+        relay.close()
+        if relay.stall_thread is not None:
+            relay.stall_thread.join(timeout=180)
+    assert relay.stall_thread is not None, f"the pull never got under way: {run.describe()}"
+    return run
+
+
+def no_disk_space_for_the_pull(s: FaultStack) -> DeployRun:
+    """The engine's download folder on a tmpfs too small for the ballast layer."""
+    assert s.engine is not None
+    downloads = s.engine.root / "data" / "tmp"
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={ENGINE_TMP_SIZE}", "tmpfs", str(downloads)],
+        check=True,
+    )
+    try:
+        return s.stack.deploy("v2", **source(s).deploy_vars(worker=BALLAST_TAG))
+    finally:
+        subprocess.run(["umount", "--lazy", str(downloads)], check=True)
+
+
+def healthy_again_after_the_engine_restart(s: FaultStack, _: DeployRun) -> bool:
+    """The engine's restart stopped the stack; its restart policy brings the same containers
+    back. Nothing of the deploy's to undo."""
+    wait_until(s.runs_v1, 120, "v1 healthy again after the engine's restart")
+    return False
+
+
+# Nothing is stopped and nothing recorded: each fails in validate, before the lock.
+REGISTRY_FAULTS = [
+    Fault("registry unreachable", "validate", ("unreachable from the host",),
+          registry_unreachable, recorded=False, touched=False),
+    Fault("registry credentials refused", "validate",
+          ("refused the credentials", "vault_prosaas_registry_password"),
+          registry_credentials_refused, recorded=False, touched=False),
+    Fault("tag missing in the registry", "validate",
+          ("prosaas-demo/app:v2-never-pushed is not in the registry",),
+          tag_missing_in_registry, recorded=False, touched=False),
+    Fault("pull cut off (Docker engine restarted)", "validate", ("restarted mid-pull",),
+          pull_cut_off_by_engine_restart, recorded=False, touched=False,
+          recover=healthy_again_after_the_engine_restart),
+    Fault("no disk space for the pull", "validate", ("no space left",),
+          no_disk_space_for_the_pull, recorded=False, touched=False),
+]  # fmt: skip
+
+RECORD.fault_rows = len(FAULTS) + len(ENGINE_FAULTS) + len(REGISTRY_FAULTS)
 RECORD.seed_rows = SEED_ROWS
 
 
@@ -460,6 +544,39 @@ def engine_from_v1(engine_faults: FaultStack) -> Iterator[FaultStack]:
         engine_faults.stack.lock_path.unlink()
 
 
+@pytest.fixture(scope="module")
+def ballast_in_registry(
+    registry: Registry, build_image: Callable[..., str], tmp_path_factory
+) -> str:
+    """app:v2 with a layer of random bytes, pushed to the registry only: no engine of the
+    rows has it, so pulling it transfers that layer."""
+    folder = tmp_path_factory.mktemp("ballast")
+    (folder / "Dockerfile").write_text(
+        "FROM prosaas-demo/app:v2\nUSER root\n"
+        f"RUN head -c {BALLAST_BYTES} /dev/urandom > /ballast\n"
+    )
+    image = build_image(folder, f"prosaas-demo/app:{BALLAST_TAG}")
+    push_images(registry, [f"{image}=prosaas-demo/app:{BALLAST_TAG}"])
+    return image
+
+
+@pytest.fixture
+def registry_from_v1(
+    engine_faults: FaultStack, registry: Registry, ballast_in_registry: str
+) -> Iterator[FaultStack]:
+    """The engine stack at v1, pulling from the registry; the ballast is on no engine."""
+    engine_faults.source = RegistrySource(registry)
+    for image in engine_faults.client.images.list():
+        for tag in image.tags:
+            if tag.endswith(f"/prosaas-demo/app:{BALLAST_TAG}"):
+                engine_faults.client.images.remove(tag)
+    engine_faults.reset_to_v1()
+    yield engine_faults
+    engine_faults.source = None
+    with contextlib.suppress(FileNotFoundError):
+        engine_faults.stack.lock_path.unlink()
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=fault_id)
 def test_fault(from_v1: FaultStack, fault: Fault) -> None:
     check_fault(from_v1, fault)
@@ -468,6 +585,11 @@ def test_fault(from_v1: FaultStack, fault: Fault) -> None:
 @pytest.mark.parametrize("fault", ENGINE_FAULTS, ids=fault_id)
 def test_engine_fault(engine_from_v1: FaultStack, fault: Fault) -> None:
     check_fault(engine_from_v1, fault)
+
+
+@pytest.mark.parametrize("fault", REGISTRY_FAULTS, ids=fault_id)
+def test_registry_fault(registry_from_v1: FaultStack, fault: Fault) -> None:
+    check_fault(registry_from_v1, fault)
 
 
 def check_fault(s: FaultStack, fault: Fault) -> None:

@@ -410,7 +410,8 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
     ssh_stack: SshStack, registry: Registry, unhealthy_app_image: str
 ) -> None:
     """v2 pulled from the registry runs by digest; its tag re-pushed with a broken image,
-    deploying v2 again pulls the new digest, never turns healthy and rolls back to the
+    --check shows per service the digest that runs and the new one, deploying v2 again pulls
+    the new digest, never turns healthy and rolls back to the
     recorded one, and start.yml starts the recorded one too. No output shows the password."""
     from_registry = {
         "prosaas_registry": {"host": registry.address, "user": registry.user},
@@ -428,11 +429,25 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
     assert record["migrate_image"].startswith(f"{registry.address}/prosaas-demo/migrate@sha256:")
 
     with repushed(registry, unhealthy_app_image, "prosaas-demo/app:v2") as bad:
+        moved = f"{registry.address}/prosaas-demo/app@{bad}"
+        checked = ssh_stack.play("deploy.yml", "v2", "--check", **from_registry)
+        assert checked.rc == 0, checked.describe()
+        plan = [
+            line
+            for event in checked.events
+            if event.get("event") == "runner_on_ok"
+            and event["event_data"].get("task", "").startswith("Show the plan")
+            for line in event["event_data"]["res"]["msg"]
+        ]
+        for name in APP_SERVICES:
+            assert f"{name}: runs {good}, would run {moved}" in plan, plan
+        assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
+
         again = ssh_stack.deploy("v2", service_up_wait_timeout=10, **from_registry)
         assert again.rc != 0, again.describe()
         assert f"rolled back to release {record['id']} (healthy)" in again.failure, again.describe()
         failed = ssh_stack.history()[-1]
-        assert set(failed["images"].values()) == {f"{registry.address}/prosaas-demo/app@{bad}"}
+        assert set(failed["images"].values()) == {moved}
         assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
 
         started = ssh_stack.play("playbooks/start.yml", "v2", **from_registry)
@@ -441,6 +456,6 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
         assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
         assert {ssh_stack.health(name) for name in APP_SERVICES} == {"healthy"}
 
-    for run in (first, again, started):
+    for run in (first, checked, again, started):
         assert registry.password not in run.output
     assert registry.password not in json.dumps(ssh_stack.reports())

@@ -212,6 +212,24 @@ def test_pinned_images_swaps_each_pulled_image_for_its_digest() -> None:
     ]
 
 
+def test_image_plan_says_per_service_what_runs_and_what_would() -> None:
+    compared = [
+        {"service": "prosaas-api", "container": {"image": "reg/app@sha256:1"}},
+        {"service": "worker", "container": {"image": "reg/app@sha256:2"}},
+        {"service": "prosaas-calls", "container": {}},
+    ]
+    services = [
+        {"name": "prosaas-api", "image": "reg/app@sha256:2"},
+        {"name": "worker", "image": "reg/app@sha256:2"},
+        {"name": "prosaas-calls", "image": "reg/app@sha256:2"},
+    ]
+    assert filters.image_plan(compared, services) == [
+        "prosaas-api: runs reg/app@sha256:1, would run reg/app@sha256:2",
+        "worker: runs reg/app@sha256:2, unchanged",
+        "prosaas-calls: runs nothing, would run reg/app@sha256:2",
+    ]
+
+
 def test_tag_conflicts_names_a_tag_the_hosts_pulled_at_two_digests() -> None:
     pulls = [{"app:v2": "app@sha256:1", "redis:7": "redis@sha256:9"}, {"app:v2": "app@sha256:2"}]
     assert filters.tag_conflicts(pulls) == ["app:v2 is at app@sha256:1 and app@sha256:2"]

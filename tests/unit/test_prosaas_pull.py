@@ -61,6 +61,8 @@ def test_progress_keeps_the_error_of_the_stream() -> None:
         ("manifest unknown: manifest unknown", f"{APP}:v9 is not in the registry"),
         ("write /var/lib/docker/x: no space left on device", "no space left on the host's disk"),
         ("dial tcp 10.0.0.5:5000: connect: connection refused", f"registry {REGISTRY} unreachable"),
+        ("engine went away: ('Connection aborted.', RemoteDisconnected(''))", "restarted mid-pull"),
+        ("context canceled", "restarted mid-pull"),
         ("something new", "the engine could not pull it"),
     ],
 )
