@@ -168,6 +168,7 @@ services:
   elements: dict
   sample: [{"service": "prosaas-api", "name": "prosaas-api", "changed": true,
             "actions": ["recreated (differences: image)", "started"], "differences": ["image"],
+            "running_image": "prosaas-demo/app:v1",
             "container": {"id": "4f1c2e0a9b7d", "name": "prosaas-api",
                           "image": "prosaas-demo/app:v2", "status": "running",
                           "health": "starting"}}]
@@ -240,6 +241,7 @@ def outcome(entry: dict[str, Any], manager: ServiceManager, container: Any) -> d
         "changed": manager.changed,
         "actions": manager.actions,
         "differences": manager.differences,
+        "running_image": manager.running_image,
         "container": describe(container),
     }
 

@@ -38,6 +38,7 @@ class ServiceManager:
         self.client = client
         self.actions: list[str] = []
         self.differences: list[str] = []
+        self.running_image = ""  # what its container ran before this call; "" when none
         self.changed = False
         self.diff: dict[str, Any] = {"before": {}, "after": {}}
 
@@ -124,6 +125,7 @@ class ServiceManager:
         container = self.find_container()
         self.diff["after"].update(spec)
         if container is not None:
+            self.running_image = container.attrs["Config"]["Image"]
             before = spec_from_labels(container.labels)
             self.diff["before"].update(before or {})
             self.differences = spec_differences(before, spec)

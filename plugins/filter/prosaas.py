@@ -52,13 +52,13 @@ def tag_conflicts(pulls: list[dict[str, str]]) -> list[str]:
 def image_plan(compared: list[dict[str, Any]], services: list[dict[str, Any]]) -> list[str]:
     """A line per service: the image it runs and the one the release would run.
 
-    COMPARED is docker_services's comparison (each service's container as it runs), SERVICES
-    the release's service entries (by digest where pulled from a registry).
+    COMPARED is docker_services's comparison (each service's running_image), SERVICES the
+    release's service entries (by digest where pulled from a registry).
     """
     wanted = service_images(services)
     lines = []
     for entry in compared:
-        running = (entry.get("container") or {}).get("image") or "nothing"
+        running = entry.get("running_image") or "nothing"
         would = wanted.get(entry["service"], "?")
         change = "unchanged" if running == would else f"would run {would}"
         lines.append(f"{entry['service']}: runs {running}, {change}")

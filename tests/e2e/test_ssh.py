@@ -440,7 +440,7 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
             for line in event["event_data"]["res"]["msg"]
         ]
         for name in APP_SERVICES:
-            assert f"{name}: runs {good}, would run {moved}" in plan, plan
+            assert f"{name}: runs {good}, would run {moved}" in plan, "\n".join(plan)
         assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
 
         again = ssh_stack.deploy("v2", service_up_wait_timeout=10, **from_registry)

@@ -214,9 +214,9 @@ def test_pinned_images_swaps_each_pulled_image_for_its_digest() -> None:
 
 def test_image_plan_says_per_service_what_runs_and_what_would() -> None:
     compared = [
-        {"service": "prosaas-api", "container": {"image": "reg/app@sha256:1"}},
-        {"service": "worker", "container": {"image": "reg/app@sha256:2"}},
-        {"service": "prosaas-calls", "container": {}},
+        {"service": "prosaas-api", "running_image": "reg/app@sha256:1"},
+        {"service": "worker", "running_image": "reg/app@sha256:2"},
+        {"service": "prosaas-calls", "running_image": ""},
     ]
     services = [
         {"name": "prosaas-api", "image": "reg/app@sha256:2"},
