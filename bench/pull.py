@@ -216,7 +216,6 @@ def run_pulls(puller: Puller, runs: int) -> list[PullResult]:
                     f" {result.layers_pulled} layer(s) pulled, {result.seconds} s"
                 )
                 results.append(result)
-    puller.reset()
     return results
 
 
