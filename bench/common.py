@@ -1,5 +1,6 @@
-"""What the benchmarks share: the server and its databases, the migrator, v1 rows in
-call_log, latency figures, machine information, the command line and the JSON file.
+"""What the benchmarks share: the server and its databases, the Docker engine and the base
+image, the migrator, v1 rows in call_log, latency figures, machine information, the command
+line and the JSON file.
 
 A benchmark script imports this as ``common`` (Python puts the script's folder, bench/, on
 the path). Progress goes to stderr; results go to stdout.
@@ -23,7 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import docker
 import psycopg
+from docker.errors import DockerException
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,6 +111,29 @@ def server_settings(server_dsn: str) -> dict[str, str]:
             (list(names),),
         ).fetchall()
     return dict(rows)
+
+
+# --- the Docker engine ------------------------------------------------------------
+
+
+def docker_client() -> docker.DockerClient:
+    """The engine at DOCKER_HOST (default socket); one that does not answer raises."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except DockerException as exc:
+        raise BenchError(f"no Docker engine answers ({exc})") from None
+    return client
+
+
+def base_image(client: docker.DockerClient) -> str:
+    """BASE_IMAGE when set, else the newest offline base image scripts/test.sh built."""
+    if os.environ.get("BASE_IMAGE"):
+        return os.environ["BASE_IMAGE"]
+    tags = [tag for image in client.images.list(name="prosaas-deploy/base") for tag in image.tags]
+    if not tags:
+        raise BenchError("no prosaas-deploy/base image: run scripts/test.sh, or set BASE_IMAGE")
+    return sorted(tags)[-1]
 
 
 # --- the migrator -----------------------------------------------------------------
@@ -238,13 +264,20 @@ def target_lines(goals: list[Target]) -> list[str]:
 # --- the record -------------------------------------------------------------------
 
 
-def machine_info(settings: dict[str, str], own_cluster: bool) -> dict[str, Any]:
+def host_info() -> dict[str, Any]:
+    """The machine: cores, platform, Python, memory, and the load average now."""
     return {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "load_average_at_start": os.getloadavg(),
+    }
+
+
+def machine_info(settings: dict[str, str], own_cluster: bool) -> dict[str, Any]:
+    return {
+        **host_info(),
         "postgres": settings,
         "fsync_on": settings["fsync"] == "on",
         "server": "throwaway cluster (tests/pg_cluster.py)" if own_cluster else "given DSN",

@@ -32,7 +32,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -54,8 +53,11 @@ from common import (
     BenchError,
     Spread,
     Target,
+    base_image,
     command_line,
     default_out,
+    docker_client,
+    host_info,
     note,
     target_lines,
     write_results,
@@ -362,7 +364,7 @@ class SshWay(AnsibleWay):
 
     def start_server(self) -> SshHost:
         note(f"{self.name}: starting and preparing the server")
-        image = host_image(self.outer, os.environ.get("BASE_IMAGE", base_image_tag(self.outer)))
+        image = host_image(self.outer, base_image(self.outer))
         server = start_host(self.outer, image, f"{self.prefix}host", self.keys)
         self.inventory = self.workdir / "inventory"
         write_stack_inventory(self.inventory, server, self.keys)
@@ -397,14 +399,6 @@ class SshWay(AnsibleWay):
     def close(self) -> None:
         self.tunnel.stop()
         remove_host(self.outer, self.server)
-
-
-def base_image_tag(client: docker.DockerClient) -> str:
-    """The newest offline base image scripts/test.sh built (BASE_IMAGE overrides it)."""
-    tags = [tag for image in client.images.list(name="prosaas-deploy/base") for tag in image.tags]
-    if not tags:
-        raise BenchError("no prosaas-deploy/base image: run scripts/test.sh, or set BASE_IMAGE")
-    return sorted(tags)[-1]
 
 
 class FloorWay(Way):
@@ -909,15 +903,6 @@ def report_text(summaries: list[WaySummary], goals: list[Target], failures: list
 # --- main --------------------------------------------------------------------------
 
 
-def docker_client() -> docker.DockerClient:
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except DockerException as exc:
-        raise BenchError(f"no Docker engine answers ({exc})") from None
-    return client
-
-
 def ansible_playbook() -> str:
     beside = Path(sys.executable).parent / "ansible-playbook"
     found = str(beside) if beside.exists() else shutil.which("ansible-playbook")
@@ -955,14 +940,7 @@ def checkout() -> dict[str, Any]:
 
 
 def machine_info(client: docker.DockerClient, ways: list[str]) -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "load_average_at_start": os.getloadavg(),
-        "tools": tool_versions(client, ways),
-    }
+    return {**host_info(), "tools": tool_versions(client, ways)}
 
 
 def attempt(way: Way, run: int) -> RunResult | FailedRun:
