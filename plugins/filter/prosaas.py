@@ -13,6 +13,7 @@ from typing import Any
 MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
 if str(MODULE_UTILS_DIR) not in sys.path:
     sys.path.append(str(MODULE_UTILS_DIR))
+from prosaas_retention import retained_images  # noqa: E402 - needs the path set up just above
 from prosaas_schema import SERVICE_OPTIONS  # noqa: E402 - needs the path set up just above
 
 
@@ -294,6 +295,17 @@ def run_problems(migration_host: Any, play_hosts: list[str], batch_size: Any) ->
     return problems
 
 
+def retention_problems(count: Any) -> list[str]:
+    """A line when COUNT, the succeeded releases whose images each host keeps, is not a whole
+    number of at least 1."""
+    if str(count).isdigit() and int(count) >= 1:  # -e gives "3"
+        return []
+    return [
+        f"prosaas_image_retention is {count!r}, it must be a whole number of releases, at least"
+        " 1 (the images of that many succeeded releases stay on each host)"
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -311,4 +323,6 @@ class FilterModule:
             "placement_problems": placement_problems,
             "run_problems": run_problems,
             "services_on_host": services_on_host,
+            "retained_images": retained_images,
+            "retention_problems": retention_problems,
         }

@@ -92,6 +92,11 @@ CASES = [
         ("prosaas_migration_host", "db9"),
     ),
     BadInput(
+        "image retention: keep the images of no release",
+        lambda _: {"prosaas_image_retention": 0},
+        ("prosaas_image_retention", "at least 1"),
+    ),
+    BadInput(
         "malformed migration header",
         lambda tmp: {"prosaas_migrations_dir": bad_header_migrations(tmp)},
         ("0109_call_log_timing.sql", "adds-column"),

@@ -16,6 +16,7 @@ socket and the database port forwarded here), and at the state files on the serv
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -406,13 +407,34 @@ def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_
 # --- Images from the registry, by digest ----------------------------------------------
 
 
+def build_retired_image(client: docker.DockerClient, tag: str) -> str:
+    """An image of an older release under TAG on the server's engine (FROM the local v1, a
+    label of its own): its id."""
+    dockerfile = io.BytesIO(b"FROM prosaas-demo/app:v1\nLABEL prosaas.test=retired\n")
+    image, _ = client.images.build(fileobj=dockerfile, tag=tag, rm=True)
+    return image.id
+
+
+def registry_digests(client: docker.DockerClient, registry: str) -> set[str]:
+    """The digest references of the server's images pulled from REGISTRY."""
+    return {
+        reference
+        for image in client.images.list()
+        for reference in image.attrs.get("RepoDigests") or []
+        if reference.startswith(f"{registry}/")
+    }
+
+
 def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
     ssh_stack: SshStack, registry: Registry, unhealthy_app_image: str
 ) -> None:
     """v2 pulled from the registry runs by digest; its tag re-pushed with a broken image,
     --check shows per service the digest that runs and the new one, deploying v2 again pulls
-    the new digest, never turns healthy and rolls back to the
-    recorded one, and start.yml starts the recorded one too. No output shows the password."""
+    the new digest, never turns healthy and rolls back to the recorded one, and start.yml
+    starts the recorded one too. No output shows the password. Keeping one release's images,
+    the first deploy removes an older image of the registry's app repository from the server
+    and leaves what the release names, and the local tags."""
+    retired = build_retired_image(ssh_stack.client, f"{registry.address}/prosaas-demo/app:v0")
     from_registry = {
         "prosaas_registry": {"host": registry.address, "user": registry.user},
         "vault_prosaas_registry_password": registry.password,
@@ -421,12 +443,16 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
     }
     good = f"{registry.address}/prosaas-demo/app@{registry.digests['prosaas-demo/app:v2']}"
 
-    first = ssh_stack.deploy("v2", **from_registry)
+    first = ssh_stack.deploy("v2", prosaas_image_retention=1, **from_registry)
     assert first.rc == 0, first.describe()
     assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
     record = ssh_stack.history()[-1]
     assert record["status"] == "succeeded" and set(record["images"].values()) == {good}, record
     assert record["migrate_image"].startswith(f"{registry.address}/prosaas-demo/migrate@sha256:")
+    with pytest.raises(docker.errors.ImageNotFound):
+        ssh_stack.client.images.get(retired)
+    assert registry_digests(ssh_stack.client, registry.address) == {good, record["migrate_image"]}
+    assert ssh_stack.client.images.get("prosaas-demo/app:v1")  # its parent, under a local tag
 
     with repushed(registry, unhealthy_app_image, "prosaas-demo/app:v2") as bad:
         moved = f"{registry.address}/prosaas-demo/app@{bad}"

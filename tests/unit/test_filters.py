@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import pytest
 from prosaas_schema import SERVICE_OPTIONS
 
 from tests.conftest import ROOT
@@ -198,6 +199,16 @@ def test_run_problems_name_the_variable_and_the_fix() -> None:
     assert filters.run_problems("db1", ["db1"], 1.5) == [
         "prosaas_start_batch_size is 1.5, it must be a whole number of hosts (0: all at once)"
     ]
+
+
+@pytest.mark.parametrize("count", [0, -1, "two", 1.5, True, None])
+def test_retention_problems_want_a_whole_number_of_releases_of_at_least_one(count: object) -> None:
+    assert filters.retention_problems(count) == [
+        f"prosaas_image_retention is {count!r}, it must be a whole number of releases, at least 1"
+        " (the images of that many succeeded releases stay on each host)"
+    ]
+    assert filters.retention_problems(5) == []
+    assert filters.retention_problems("1") == []  # -e prosaas_image_retention=1
 
 
 def test_pinned_images_swaps_each_pulled_image_for_its_digest() -> None:
