@@ -1,5 +1,6 @@
-"""Secrets stay secret: a v1 -> v2 deploy at -vvv with a known database
-password, then a search of everything it produced; containers not root; state owner-only."""
+"""Secrets stay secret: a v1 -> v2 deploy at -vvv with a known database password, v2 pulled
+from the test registry with its password, then a search of everything it produced for both;
+containers not root; state owner-only."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import yaml
 from tests.conftest import ROOT, playbook_args
 from tests.e2e.conftest import Stack
 from tests.e2e.reliability import RECORD
+from tests.registry import Registry
 
 PASSWORD = f"Sekr3t-{uuid.uuid4().hex[:12]}"
 ROOT_USERS = ("", "0", "root", "0:0")
@@ -27,15 +29,27 @@ class Deployed:
     stack: Stack
     outputs: dict[str, str]  # what each -vvv run printed
     artifacts: list[Path]  # ansible-runner's files of those runs (events, stdout)
+    secrets: tuple[str, ...]  # the database's and the registry's passwords
+
+
+def from_registry(registry: Registry) -> dict:
+    """v2's app and migrate images pulled from the registry, by its loopback address."""
+    return {
+        "prosaas_registry": {"host": registry.loopback, "user": registry.user},
+        "vault_prosaas_registry_password": registry.password,
+        "prosaas_app_image": f"{registry.loopback}/prosaas-demo/app",
+        "prosaas_migrate_image": f"{registry.loopback}/prosaas-demo/migrate:v2",
+    }
 
 
 @pytest.fixture(scope="module")
-def deployed(module_stack: Stack) -> Deployed:
-    """v1 then v2 on a fresh stack whose database password is PASSWORD, both at -vvv."""
+def deployed(module_stack: Stack, registry: Registry) -> Deployed:
+    """v1 then v2 (from the registry) on a fresh stack whose database password is PASSWORD,
+    both at -vvv."""
     stack = module_stack
     outputs, artifacts = {}, []
-    for version in ("v1", "v2"):
-        extravars = stack.vars_for(version, prosaas_database_password=PASSWORD)
+    for version, extra in (("v1", {}), ("v2", from_registry(registry))):
+        extravars = stack.vars_for(version, prosaas_database_password=PASSWORD, **extra)
         args = playbook_args("deploy.yml", stack.tmp_path, extravars)
         runner = ansible_runner.run(**args, verbosity=3)
         assert runner.rc == 0, runner.stdout.read()[-4000:]
@@ -43,11 +57,11 @@ def deployed(module_stack: Stack) -> Deployed:
         # What the run produced (events, stdout); env/ holds the extra vars the test passed in.
         produced = Path(args["private_data_dir"]) / "artifacts"
         artifacts += [path for path in produced.rglob("*") if path.is_file()]
-    return Deployed(stack, outputs, artifacts)
+    return Deployed(stack, outputs, artifacts, (PASSWORD, registry.password))
 
 
-def places_with_secret(texts: dict[str, str]) -> list[str]:
-    forms = {PASSWORD, urllib.parse.quote(PASSWORD, safe="")}
+def places_with_secret(texts: dict[str, str], secrets: tuple[str, ...]) -> list[str]:
+    forms = {form for secret in secrets for form in (secret, urllib.parse.quote(secret, safe=""))}
     return [where for where, text in texts.items() if any(form in text for form in forms)]
 
 
@@ -73,7 +87,7 @@ def test_the_password_appears_nowhere_the_deploy_wrote(deployed: Deployed) -> No
         texts[f"labels of {container.name}"] = str(container.labels)
         texts[f"log of {container.name}"] = container.logs().decode(errors="replace")
 
-    found = places_with_secret(texts)
+    found = places_with_secret(texts, deployed.secrets)
 
     assert len(texts) > 20, sorted(texts)  # outputs, artifacts, reports, state, containers
     assert found == [], f"the password was found in: {found}"
