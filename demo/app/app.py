@@ -1,6 +1,7 @@
 """Stand-in for the prosaas application images.
 
-Roles (first argument): ``api``, ``calls``, ``worker`` or ``healthcheck``.
+Roles (first argument): ``api``, ``calls`` or ``worker``; the image's health check is
+``health.py``, beside this file.
 The demo never creates tables and never runs migrations: it only uses ``call_log``.
 """
 
@@ -14,28 +15,23 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
 import redis
+from health import HEARTBEAT, SERVING_ROLES
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-SERVING_ROLES = ("api", "calls", "worker")
 V2_COLUMNS = ("started_at", "ended_at", "duration_sec")
-HEARTBEAT = Path("/tmp/worker-heartbeat")  # noqa: S108 - private to the container
-HEARTBEAT_MAX_AGE = 10.0
 JOB_QUEUE = "prosaas:jobs"
 FORCED_REASON = "forced unhealthy (DEMO_FAIL_HEALTH=1)"
 LISTEN_ALL = "0.0.0.0"  # noqa: S104 - the service must be reachable from other containers
@@ -417,56 +413,6 @@ def run_worker(cfg: Config, stop: threading.Event) -> None:
 # --- healthcheck role -----------------------------------------------------------------------
 
 
-def container_role() -> str | None:
-    """The role of PID 1, which is the app itself inside the container."""
-    try:
-        args = Path("/proc/1/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-    return next((arg for arg in args if arg in SERVING_ROLES), None)
-
-
-def http_reason(port: int) -> str | None:
-    url = f"http://127.0.0.1:{port}/health"
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return None
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("reason", "")
-        except (ValueError, AttributeError):
-            detail = ""
-        return f"/health returned {exc.code}: {detail}".rstrip(": ")
-    except OSError as exc:
-        return f"/health unreachable: {exc}"
-
-
-def heartbeat_reason() -> str | None:
-    try:
-        state, _, detail = HEARTBEAT.read_text(encoding="utf-8").strip().partition(" ")
-    except OSError:
-        return "no worker heartbeat yet"
-    if state != "ok":
-        return f"worker unhealthy: {detail}"
-    try:
-        age = time.time() - float(detail)
-    except ValueError:
-        return "malformed worker heartbeat"
-    return f"worker heartbeat is {age:.0f} s old" if age > HEARTBEAT_MAX_AGE else None
-
-
-def healthcheck(cfg: Config) -> int:
-    role = container_role()
-    if role == "worker":
-        reason = heartbeat_reason()
-    elif role in ("api", "calls"):
-        reason = http_reason(cfg.port)
-    else:
-        reason = "cannot tell the role of PID 1 from /proc/1/cmdline"
-    print(f"unhealthy: {reason}" if reason else f"healthy ({role})")
-    return 1 if reason else 0
-
-
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -491,16 +437,13 @@ def log_startup(cfg: Config) -> None:
 
 
 def main(argv: list[str]) -> int:
-    roles = (*SERVING_ROLES, "healthcheck")
-    if len(argv) != 2 or argv[1] not in roles:
-        print(f"usage: app.py {{{'|'.join(roles)}}}", file=sys.stderr)
+    if len(argv) != 2 or argv[1] not in SERVING_ROLES:
+        print(f"usage: app.py {{{'|'.join(SERVING_ROLES)}}}", file=sys.stderr)
         return 2
     cfg = Config.from_env(argv[1])
     if cfg.version not in ("1", "2"):
         print(f"DEMO_VERSION must be 1 or 2, not {cfg.version!r}", file=sys.stderr)
         return 2
-    if cfg.role == "healthcheck":
-        return healthcheck(cfg)
     logging.basicConfig(
         stream=sys.stdout,
         level=logging.INFO,
