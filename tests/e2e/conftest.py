@@ -42,6 +42,12 @@ from tests.engines import Engine, EngineError
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
 INFRA_SERVICES = ("postgres", "redis")
 V2_COLUMNS = ("started_at", "ended_at", "duration_sec")
+# Migration 109 undone: pending again, so a v1 migrate image finds the schema it knows.
+RESET_109_SQL = """
+    ALTER TABLE call_log DROP COLUMN IF EXISTS started_at, DROP COLUMN IF EXISTS ended_at,
+        DROP COLUMN IF EXISTS duration_sec;
+    DELETE FROM prosaas_schema_history WHERE version = 109;
+"""
 DB_PASSWORD = "prosaas-local-only"  # noqa: S105 - the local inventory's demo password
 # The seed's check: how many of 109's columns call_log has.
 SQL_V2_COLUMNS = """

@@ -35,6 +35,7 @@ import yaml
 from tests.conftest import ROOT, playbook_args, remove_stack
 from tests.e2e.conftest import (
     APP_SERVICES,
+    RESET_109_SQL,
     DeployRun,
     Hook,
     Stack,
@@ -58,12 +59,6 @@ CHECKSUM_SQL = """
         ',' ORDER BY id)), '')
     FROM call_log
 """
-RESET_109_SQL = """
-    ALTER TABLE call_log DROP COLUMN IF EXISTS started_at, DROP COLUMN IF EXISTS ended_at,
-        DROP COLUMN IF EXISTS duration_sec;
-    DELETE FROM prosaas_schema_history WHERE version = 109;
-"""
-
 
 # --- injection --------------------------------------------------------------------------
 

@@ -29,8 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, host_stats, isolated_extravars, playbook_args, remove_stack
-from tests.e2e.conftest import DB_PASSWORD, running_engine, wait_until
-from tests.e2e.test_faults import RESET_109_SQL
+from tests.e2e.conftest import DB_PASSWORD, RESET_109_SQL, running_engine, wait_until
 from tests.engines import Engine
 from tests.pg_cluster import free_loopback_port
 

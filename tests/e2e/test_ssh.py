@@ -36,6 +36,7 @@ import yaml
 from tests.conftest import ROOT, host_stats, playbook_args, run_module, start_test_host
 from tests.e2e.conftest import (
     APP_SERVICES,
+    RESET_109_SQL,
     DeployRun,
     Hook,
     Stack,
@@ -428,7 +429,7 @@ def registry_digests(client: docker.DockerClient, registry: str) -> set[str]:
 def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
     ssh_stack: SshStack, registry: Registry, unhealthy_app_image: str
 ) -> None:
-    """v2 pulled from the registry runs by digest; its tag re-pushed with a broken image,
+    """v1 then v2 pulled from the registry run by digest; v2's tag re-pushed with a broken image,
     --check shows per service the digest that runs and the new one, deploying v2 again pulls
     the new digest, never turns healthy and rolls back to the recorded one, and start.yml
     starts the recorded one too. No output shows the password. Keeping one release's images,
@@ -442,6 +443,17 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
         "prosaas_migrate_image": f"{registry.address}/prosaas-demo/migrate:v2",
     }
     good = f"{registry.address}/prosaas-demo/app@{registry.digests['prosaas-demo/app:v2']}"
+    if ssh_stack.history():  # the earlier tests left v2, 109 applied: v1 knows no 109
+        with ssh_stack.connect(autocommit=True) as conn:
+            conn.execute(RESET_109_SQL)
+    v1_from_registry = {
+        **from_registry,
+        "prosaas_migrate_image": f"{registry.address}/prosaas-demo/migrate:v1",
+    }
+    v1 = ssh_stack.deploy("v1", **v1_from_registry)
+    assert v1.rc == 0, v1.describe()
+    v1_app = f"{registry.address}/prosaas-demo/app@{registry.digests['prosaas-demo/app:v1']}"
+    assert {ssh_stack.image(name) for name in APP_SERVICES} == {v1_app}
 
     first = ssh_stack.deploy("v2", prosaas_image_retention=1, **from_registry)
     assert first.rc == 0, first.describe()
@@ -482,6 +494,6 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
         assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
         assert {ssh_stack.health(name) for name in APP_SERVICES} == {"healthy"}
 
-    for run in (first, checked, again, started):
+    for run in (v1, first, checked, again, started):
         assert registry.password not in run.output
     assert registry.password not in json.dumps(ssh_stack.reports())
