@@ -20,8 +20,9 @@ description:
   - Fails with one line naming every missing or mismatched column. A missing table counts
     as all of its columns missing. An expected type the server does not know is reported as
     mismatched.
-  - The expected columns are usually taken from the migration files' own headers with the
-    P(migration_columns#lookup) lookup, so they are written once, in the migration.
+  - The expected columns are written once, in the migration files' own headers. The deploy
+    takes them from the migrate image's C(plan) (the C(declared_columns) filter); the
+    P(migration_columns#lookup) lookup reads them from a checkout.
 version_added: "0.1.0"
 author: prosaas-deploy
 options:

@@ -277,6 +277,7 @@ def cmd_plan(args: argparse.Namespace, env: dict[str, str], out: Output, summary
     summary["applied"] = sorted(history)
     summary["pending"] = [m.version for m in pending]
     summary["touches"] = sorted({table for m in pending for table in m.touches})
+    summary["migrations"] = [declaration(m, m.version in history) for m in migrations]
     if not pending:
         out.say("nothing to do: every migration is applied")
     for migration in pending:
@@ -286,6 +287,21 @@ def cmd_plan(args: argparse.Namespace, env: dict[str, str], out: Output, summary
         for column in migration.columns:
             out.say(f"    adds {column.table}.{column.name} {column.type}")
     return ExitCode.OK
+
+
+def declaration(migration: files.Migration, applied: bool) -> dict:
+    """What the image says of one migration file: the deploy verifies what it declares."""
+    return {
+        "version": migration.version,
+        "file": migration.path.name,
+        "checksum": migration.checksum,
+        "status": "applied" if applied else "pending",
+        "columns": [
+            {"table": column.table, "column": column.name, "type": column.type}
+            for column in migration.columns
+        ],
+        "touches": list(migration.touches),
+    }
 
 
 def cmd_verify(args: argparse.Namespace, env: dict[str, str], out: Output, summary: dict) -> int:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ansible.errors import AnsibleFilterError
+
 # The shape of a service entry is declared once, in module_utils (docker_services's argument
 # spec); filters run on the controller, where Ansible does not put module_utils on the path.
 MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
@@ -64,6 +66,23 @@ def image_plan(compared: list[dict[str, Any]], services: list[dict[str, Any]]) -
         change = "unchanged" if running == would else f"would run {would}"
         lines.append(f"{entry['service']}: runs {running}, {change}")
     return lines
+
+
+def declared_columns(migrations: list[dict[str, Any]], versions: list[int]) -> dict:
+    """table -> {column: type} that the migrations of VERSIONS declare, as the migrate
+    image's plan reports them (MIGRATIONS); in version order, so a later one wins."""
+    by_version = {int(migration["version"]): migration for migration in migrations}
+    unknown = sorted({int(v) for v in versions} - set(by_version))
+    if unknown:
+        raise AnsibleFilterError(
+            f"applied migration(s) {', '.join(map(str, unknown))} are not in the migrate image:"
+            " deploy a migrate image built from the release that applied them"
+        )
+    found: dict[str, dict[str, str]] = {}
+    for version in sorted({int(v) for v in versions}):
+        for column in by_version[version]["columns"]:
+            found.setdefault(column["table"], {})[column["column"]] = column["type"]
+    return found
 
 
 def phase_durations(marks: dict[str, float]) -> dict[str, float]:
@@ -314,6 +333,7 @@ class FilterModule:
             "pinned_images": pinned_images,
             "tag_conflicts": tag_conflicts,
             "image_plan": image_plan,
+            "declared_columns": declared_columns,
             "deploy_summary": deploy_summary,
             "phase_durations": phase_durations,
             "downtime": downtime,

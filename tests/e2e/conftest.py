@@ -552,19 +552,12 @@ COMMENT ON TABLE call_log IS 'ghost';
 """
 
 
-@dataclass
-class GhostMigrations:
-    versions_dir: Path
-    image: str
-
-
 @pytest.fixture(scope="session")
-def ghost_migrations(build_image, base_image: str, tmp_path_factory) -> GhostMigrations:
-    """migrations up to 0110_ghost, as files on the control node and as a migrate image."""
+def ghost_migrate_image(build_image, base_image: str, tmp_path_factory) -> str:
+    """A migrate image with migrations up to 0110_ghost, which the checkout does not have."""
     folder = copy_migrations(tmp_path_factory.mktemp("ghost") / "migrations")
     (folder / "versions" / "0110_ghost.sql").write_text(GHOST_MIGRATION)
-    image = build_image(folder, "prosaas-demo/migrate:v2-ghost", {"BASE_IMAGE": base_image})
-    return GhostMigrations(folder / "versions", image)
+    return build_image(folder, "prosaas-demo/migrate:v2-ghost", {"BASE_IMAGE": base_image})
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,20 @@ def test_up_to_stops_after_that_version_and_status_plan_verify(database: str) ->
     assert plan.summary["applied"] == [1, 2]
     assert plan.summary["touches"] == ["call_log"]
     assert "would apply 0109_call_log_timing" in plan.stdout
+    declared = {m["version"]: m for m in plan.summary["migrations"]}
+    assert [(v, m["status"]) for v, m in declared.items()] == [
+        (1, "applied"),
+        (2, "applied"),
+        (109, "pending"),
+    ]
+    assert declared[109]["file"] == "0109_call_log_timing.sql"
+    assert len(declared[109]["checksum"]) == 64
+    assert {c["column"] for c in declared[109]["columns"]} == {
+        "started_at",
+        "ended_at",
+        "duration_sec",
+    }
+    assert declared[109]["touches"] == ["call_log"]
     assert applied_versions(database) == [1, 2]
 
     status = run_migrator(database, "status", "--json")

@@ -1,8 +1,10 @@
 """The deploy playbooks' filters: images, phase timings, failure reasons, the summary."""
 
 import importlib.util
+import re
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from prosaas_schema import SERVICE_OPTIONS
 
 from tests.conftest import ROOT
@@ -239,6 +241,30 @@ def test_image_plan_says_per_service_what_runs_and_what_would() -> None:
         "worker: runs reg/app@sha256:2, unchanged",
         "prosaas-calls: runs nothing, would run reg/app@sha256:2",
     ]
+
+
+PLANNED = [
+    {"version": 1, "columns": [{"table": "call_log", "column": "id", "type": "bigint"}]},
+    {"version": 2, "columns": []},
+    {"version": 109, "columns": [
+        {"table": "call_log", "column": "started_at", "type": "timestamp"},
+        {"table": "call_log", "column": "id", "type": "integer"},
+    ]},
+]  # fmt: skip
+
+
+def test_declared_columns_come_from_the_image_plan_a_later_version_winning() -> None:
+    assert filters.declared_columns(PLANNED, [1, 2]) == {"call_log": {"id": "bigint"}}
+    assert filters.declared_columns(PLANNED, [109, 1]) == {
+        "call_log": {"id": "integer", "started_at": "timestamp"}
+    }
+
+
+def test_declared_columns_refuse_a_version_the_image_does_not_have() -> None:
+    with pytest.raises(
+        AnsibleFilterError, match=re.escape("migration(s) 3 are not in the migrate image")
+    ):
+        filters.declared_columns(PLANNED, [1, 3])
 
 
 def test_tag_conflicts_names_a_tag_the_hosts_pulled_at_two_digests() -> None:
