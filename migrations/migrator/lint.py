@@ -8,6 +8,10 @@ Two passes over each file, both reported in one list sorted by file and line:
 - the project's own rules below, run on the SQL text with comments and string literals
   blanked out, one statement at a time.
 
+Each file is also classified ``online`` (the running release keeps serving while it runs)
+or ``offline``, with the line and reason of each statement that makes it offline; see
+``classify``. ``lint_results`` gives both per file, for the text and the JSON output.
+
 Each finding reads ``file:line: rule-id: message — safe alternative: ...``; squawk's rule ids
 are prefixed ``squawk/``. A lint that could not run (squawk missing or failing) is a
 failure, never a pass.
