@@ -349,7 +349,14 @@ def cmd_lint(args: argparse.Namespace, env: dict[str, str], out: Output, summary
                 history = db.read_history(conn)
             migrations = pending_of(migrations, history)
     summary["files"] = [m.path.name for m in migrations]
-    return int(lint.run_lint(migrations, sys.stdout))
+    if not args.json:
+        return int(lint.run_lint(migrations, sys.stdout))
+    try:
+        results = lint.lint_results(migrations)
+    except lint.SquawkUnavailable as error:
+        raise db.MigratorError(ExitCode.LINT_FINDINGS, str(error)) from None
+    summary["files"] = [result.as_dict() for result in results]
+    return ExitCode.LINT_FINDINGS if any(result.findings for result in results) else ExitCode.OK
 
 
 def backfills_dir(args: argparse.Namespace, env: dict[str, str]) -> Path:

@@ -10,11 +10,14 @@ header, the one source of truth for what it guarantees::
     -- touches: call_log
     -- transaction: false
     -- allow: drop-column, rename
+    -- class: offline
 
 - ``adds-column`` (repeatable): ``table.column type``; verification checks each one.
 - ``touches``: tables whose locks matter; the tables of ``adds-column`` are always included.
 - ``transaction: false``: run outside a transaction (``CREATE INDEX CONCURRENTLY``).
 - ``allow``: destructive operations the lint lets through for this file only.
+- ``class: offline``: classify the file offline whatever its statements (a file can never
+  be forced online).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9][a-z0-9_]*)\.sql$")
 HEADER_LINE = re.compile(r"^--\s*(?P<key>[a-z][a-z-]*)\s*:\s*(?P<value>.*?)\s*$")
 IDENTIFIER = r"[a-z_][a-z0-9_]*"
 COLUMN = re.compile(rf"^(?P<table>{IDENTIFIER})\.(?P<column>{IDENTIFIER})\s+(?P<type>\S.*)$")
-KNOWN_KEYS = {"description", "adds-column", "touches", "transaction", "allow"}
+KNOWN_KEYS = {"description", "adds-column", "touches", "transaction", "allow", "class"}
 ALLOW_FLAGS = {"drop-column", "drop-table", "rename", "data-change"}
 
 
@@ -55,6 +58,7 @@ class Migration:
     touches: tuple[str, ...] = ()
     transactional: bool = True
     allow: frozenset[str] = field(default_factory=frozenset)
+    offline_line: int = 0  # line of a `-- class: offline` header, 0 when there is none
 
     @property
     def label(self) -> str:
@@ -110,6 +114,7 @@ def load_migration(path: Path) -> Migration:
     if not body:
         raise MigrationFileError(f"{path.name}: the file has no SQL statement")
     description, columns, touches, transactional, allow = "", [], [], True, set()
+    offline_line = 0
     for number, key, value in header_lines(sql):
         if key not in KNOWN_KEYS:
             raise MigrationFileError(
@@ -124,6 +129,13 @@ def load_migration(path: Path) -> Migration:
             touches.extend(parse_list(value))
         elif key == "transaction":
             transactional = parse_bool(path, number, value)
+        elif key == "class":
+            if value.lower() != "offline":
+                raise MigrationFileError(
+                    f"{path.name}:{number}: class can only be forced to offline"
+                    " (online is what the statements earn)"
+                )
+            offline_line = number
         else:
             flags = set(parse_list(value))
             if not flags <= ALLOW_FLAGS:
@@ -145,6 +157,7 @@ def load_migration(path: Path) -> Migration:
         touches=tuple(tables),
         transactional=transactional,
         allow=frozenset(allow),
+        offline_line=offline_line,
     )
 
 

@@ -8,6 +8,10 @@ Two passes over each file, both reported in one list sorted by file and line:
 - the project's own rules below, run on the SQL text with comments and string literals
   blanked out, one statement at a time.
 
+Each file is also classified ``online`` (the running release keeps serving while it runs)
+or ``offline``, with the line and reason of each statement that makes it offline; see
+``classify``. ``lint_results`` gives both per file, for the text and the JSON output.
+
 Each finding reads ``file:line: rule-id: message — safe alternative: ...``; squawk's rule ids
 are prefixed ``squawk/``. A lint that could not run (squawk missing or failing) is a
 failure, never a pass.
@@ -473,6 +477,193 @@ def earlier_files(migrations: Iterable[Migration]) -> list[Migration]:
     return list(found.values())
 
 
+# --- online / offline ---------------------------------------------------------------
+#
+# A migration is online when the release still running can keep serving while it runs:
+# additive changes that take only brief locks. Anything else is offline, and so is any
+# statement these rules do not recognise.
+
+ONLINE, OFFLINE = "online", "offline"
+STRING_TYPE = re.compile(
+    r"^(?:text|(?:character\s+varying|varchar)(?:\s*\(\s*(?P<length>\d+)\s*\))?)(?![\w\[(])"
+)
+TABLE_COLUMN = re.compile(
+    r"^(?!(?:constraint|primary|unique|check|foreign|exclude|like)\b)"
+    rf"(?P<column>{NAME})\s+(?P<rest>.*)$"
+)
+DATA_CHANGE = re.compile(
+    rf"^(?:insert\s+into|update(?:\s+only)?|delete\s+from(?:\s+only)?)\s+(?P<table>{QUALIFIED})"
+)
+SAFE_COLUMN_CHANGE = re.compile(r"^(?:set\s+default|drop\s+default|drop\s+not\s+null)\b")
+
+
+def string_width(sql_type: str) -> float | None:
+    """The longest value a text/varchar type holds (inf: no limit); None for other types."""
+    match = STRING_TYPE.match(sql_type.strip())
+    if not match:
+        return None
+    return float(match["length"]) if match["length"] else float("inf")
+
+
+@dataclass
+class Schema:
+    """Widths of the text/varchar columns that earlier statements created or added."""
+
+    widths: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def record(self, table: str, column: str, definition: str) -> None:
+        key = (table, column.replace('"', ""))
+        width = string_width(definition)
+        if width is None:
+            self.widths.pop(key, None)
+        else:
+            self.widths[key] = width
+
+
+@dataclass(frozen=True)
+class Reason:
+    line: int
+    why: str
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: str  # ONLINE or OFFLINE
+    reasons: tuple[Reason, ...] = ()  # why it is offline; empty when online
+
+
+def column_list(text: str, start: int) -> str:
+    """The text inside the parentheses that open after ``start`` (a CREATE TABLE's columns)."""
+    opening = text.find("(", start)
+    depth = 0
+    for i in range(max(opening, 0), len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if opening != -1 and depth == 0:
+            return text[opening + 1 : i]
+    return ""
+
+
+def add_column_reason(table: str, column: str, rest: str) -> str | None:
+    default = re.search(r"\bdefault\b(?P<expr>.*)", rest)
+    if default and VOLATILE.search(default["expr"]):
+        return f"adds {table}.{column} with a volatile default: every existing row is rewritten"
+    if found := REWRITING_COLUMN.search(rest):
+        what = " ".join(found[0].split()[:2]).upper()
+        return f"adds {table}.{column} with {what}: fills every row or builds an index under lock"
+    if re.search(r"\b(?:check|references)\b", rest):
+        return f"adds {table}.{column} with a constraint that is validated under lock"
+    if re.search(r"\bnot\s+null\b", rest) and not default:
+        return (
+            f"adds {table}.{column} NOT NULL without a default: existing rows have no value"
+            " and the running release's inserts do not set it"
+        )
+    return None
+
+
+def alter_column_reason(column: str, rest: str, table: str, schema: Schema) -> str | None:
+    column = column.replace('"', "")
+    if typed := re.match(r"^(?:set\s+data\s+)?type\s+(?P<type>.*)$", rest):
+        old = schema.widths.get((table, column))
+        new = None if re.search(r"\b(?:using|collate)\b", typed["type"]) else typed["type"]
+        schema.record(table, column, typed["type"])
+        widened = old is not None and new is not None and (string_width(new) or 0) >= old
+        if widened:
+            return None
+        return (
+            f"changes the type of {table}.{column}: rewrites the table under ACCESS EXCLUSIVE"
+            " (only widening a varchar, or varchar to text, does not)"
+        )
+    if re.match(r"^set\s+not\s+null\b", rest):
+        return (
+            f"SET NOT NULL on existing column {table}.{column}: the running release may still"
+            " write NULL there"
+        )
+    if SAFE_COLUMN_CHANGE.match(rest):
+        return None
+    return f"ALTER COLUMN {column} {rest}: not recognised"
+
+
+def alter_action_reason(  # noqa: PLR0911 - one return per action kind
+    action: str, table: str, schema: Schema
+) -> str | None:
+    if column := ADD_COLUMN.match(action):
+        schema.record(table, column["column"], column["rest"])
+        return add_column_reason(table, column["column"].replace('"', ""), column["rest"])
+    if constraint := ADD_CONSTRAINT.match(action):
+        if re.search(r"\b(?:not\s+valid|using\s+index)\b", constraint["rest"]):
+            return None
+        kind = " ".join(constraint["kind"].split()).upper()
+        return f"adds a {kind} constraint on {table} that checks every row while blocking writes"
+    if re.match(r"^validate\s+constraint\b", action):
+        return None
+    if re.match(r"^drop\s+constraint\b", action):
+        return f"drops a constraint of {table}: the running release may rely on it"
+    if column := DROP_COLUMN.match(action):
+        return f"drops column {column['column']} of {table}: the running release still reads it"
+    if rename := RENAME.match(action):
+        what = f"table {table}" if rename["to"] else f"column {rename['column']} of {table}"
+        return f"renames {what}: the running release still uses the old name"
+    if altered := ALTER_COLUMN.match(action):
+        return alter_column_reason(altered["column"], altered["rest"], table, schema)
+    return f"ALTER TABLE {table} {action}: not recognised"
+
+
+def other_statement_reason(text: str, created: set[str]) -> str | None:
+    """Why a statement other than CREATE TABLE / CREATE INDEX / ALTER TABLE is offline."""
+    first = text.split(" ", 1)[0]
+    if re.match(r"^comment\s+on\b", text):
+        return None
+    if first in ("insert", "update", "delete", "truncate", "copy", "merge", "with"):
+        target = DATA_CHANGE.match(text)
+        if target and table_name(target["table"]) in created:
+            return None
+        return f"{first.upper()} changes data of an existing table (row locks, long transaction)"
+    if re.match(r"^drop\s+table\b", text):
+        return "DROP TABLE: the running release may still use the table, and its data is gone"
+    if first in ("lock", "cluster") or re.match(r"^vacuum\b.*\bfull\b", text):
+        return f"{first.upper()} holds an exclusive lock on the table for its whole run"
+    return f"not recognised: {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def offline_reasons(text: str, created: set[str], schema: Schema) -> Iterator[str]:
+    """Why one statement (as ``Statement.text``) would make its migration offline."""
+    if created_table := CREATE_TABLE.match(text):
+        table = table_name(created_table["table"])
+        created.add(table)
+        for part in split_top_level(column_list(text, created_table.end())):
+            if column := TABLE_COLUMN.match(part):
+                schema.record(table, column["column"], column["rest"])
+    elif index := CREATE_INDEX.match(text):
+        table = table_name(index["table"])
+        if not index["concurrently"] and table not in created:
+            yield f"CREATE INDEX without CONCURRENTLY on existing table {table} blocks its writes"
+    elif altered := ALTER_TABLE.match(text):
+        table = table_name(altered["table"])
+        for action in split_top_level(altered["rest"]):
+            why = alter_action_reason(action, table, schema)
+            if why and table not in created:  # a table made in this file is not in use yet
+                yield why
+    elif why := other_statement_reason(text, created):
+        yield why
+
+
+def classify(migration: Migration, schema: Schema | None = None) -> Classification:
+    """Online or offline, with the line and reason of each statement that makes it offline.
+
+    ``schema`` carries the text/varchar columns of earlier files (pass the same one through
+    the files in version order), so a varchar widened here is known to need no rewrite.
+    """
+    schema = Schema() if schema is None else schema
+    created: set[str] = set()
+    reasons = []
+    if migration.offline_line:
+        reasons.append(Reason(migration.offline_line, "the header declares `-- class: offline`"))
+    for statement in statements(migration.sql):
+        for why in offline_reasons(statement.text, created, schema):
+            reasons.append(Reason(statement.line, why))
+    return Classification(OFFLINE if reasons else ONLINE, tuple(reasons))
+
+
 # --- squawk -------------------------------------------------------------------------
 
 
@@ -539,35 +730,84 @@ def run_squawk(squawk: str, migrations: list[Migration], labels: dict[str, str])
 # --- entry point --------------------------------------------------------------------
 
 
-def run_lint(migrations: list[Migration], out: TextIO) -> int:
-    """Lint the given migrations; print findings and a summary; LINT_FINDINGS on any."""
+@dataclass(frozen=True)
+class FileResult:
+    """One linted file: its class (with the reasons when offline) and its findings."""
+
+    file: str
+    version: int
+    classification: Classification
+    findings: tuple[Finding, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "version": self.version,
+            "class": self.classification.kind,
+            "class_reasons": [
+                {"line": reason.line, "reason": reason.why}
+                for reason in self.classification.reasons
+            ],
+            "findings": [
+                {
+                    "line": finding.line,
+                    "rule": finding.rule,
+                    "message": finding.message,
+                    "alternative": finding.alternative,
+                }
+                for finding in self.findings
+            ],
+        }
+
+
+def lint_results(migrations: list[Migration]) -> list[FileResult]:
+    """Class and sorted findings of each given migration, in version order.
+
+    Raises SquawkUnavailable when squawk is missing or fails: the lint did not run.
+    """
     squawk = find_squawk()
     if squawk is None:
-        print(
+        raise SquawkUnavailable(
             "lint: squawk not found; install it with `pip install squawk-cli`"
-            " (see requirements.txt): a lint that cannot run does not pass",
-            file=out,
+            " (see requirements.txt): a lint that cannot run does not pass"
         )
-        return ExitCode.LINT_FINDINGS
     labels = {str(m.path): str(m.path) for m in migrations}
-    try:
-        findings = run_squawk(squawk, migrations, labels)
-    except SquawkUnavailable as error:
-        print(error, file=out)
-        return ExitCode.LINT_FINDINGS
-    context = Context()
+    findings = run_squawk(squawk, migrations, labels)
+    context, schema = Context(), Schema()
     ordered = sorted(
         [*((m, False) for m in earlier_files(migrations)), *((m, True) for m in migrations)],
         key=lambda pair: pair[0].version,
     )
+    classes = {}
     for migration, linted in ordered:
-        found = project_findings(migration, context, labels.get(str(migration.path), ""))
+        label = labels.get(str(migration.path), "")
+        found = project_findings(migration, context, label)
+        classification = classify(migration, schema)
         if linted:
             findings.extend(found)
-    findings.sort()
+            classes[label] = (migration.version, classification)
+    return [
+        FileResult(
+            label,
+            version,
+            classification,
+            tuple(sorted(finding for finding in findings if finding.file == label)),
+        )
+        for label, (version, classification) in classes.items()
+    ]
+
+
+def run_lint(migrations: list[Migration], out: TextIO) -> int:
+    """Lint the given migrations; print findings and a summary; LINT_FINDINGS on any."""
+    try:
+        results = lint_results(migrations)
+    except SquawkUnavailable as error:
+        print(error, file=out)
+        return ExitCode.LINT_FINDINGS
+    findings = sorted(finding for result in results for finding in result.findings)
     for finding in findings:
         print(finding, file=out)
-    files = len({finding.file for finding in findings})
+    files = sum(1 for result in results if result.findings)
     print(
         f"lint: {len(findings)} finding(s) in {files} of {len(migrations)} file(s) checked",
         file=out,
