@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import backfill, db, files, retry
+from . import backfill, db, files, lint, retry
 from .exitcodes import ExitCode
 from .output import Output
 from .redact import redact_dsn, scrub
@@ -277,25 +277,38 @@ def cmd_plan(args: argparse.Namespace, env: dict[str, str], out: Output, summary
     summary["applied"] = sorted(history)
     summary["pending"] = [m.version for m in pending]
     summary["touches"] = sorted({table for m in pending for table in m.touches})
-    summary["migrations"] = [declaration(m, m.version in history) for m in migrations]
+    schema = lint.Schema()  # carried through the files in version order, as classify wants
+    summary["migrations"] = [
+        declaration(m, m.version in history, lint.classify(m, schema)) for m in migrations
+    ]
     if not pending:
         out.say("nothing to do: every migration is applied")
+    classes = {m["version"]: m["class"] for m in summary["migrations"]}
     for migration in pending:
         mode = "in a transaction" if migration.transactional else "outside a transaction"
         tables = ", ".join(migration.touches) or "-"
-        out.say(f"would apply {migration.label} ({mode}; touches {tables})")
+        out.say(
+            f"would apply {migration.label} ({classes[migration.version]}; {mode};"
+            f" touches {tables})"
+        )
         for column in migration.columns:
             out.say(f"    adds {column.table}.{column.name} {column.type}")
     return ExitCode.OK
 
 
-def declaration(migration: files.Migration, applied: bool) -> dict:
+def declaration(
+    migration: files.Migration, applied: bool, classification: lint.Classification
+) -> dict:
     """What the image says of one migration file: the deploy verifies what it declares."""
     return {
         "version": migration.version,
         "file": migration.path.name,
         "checksum": migration.checksum,
         "status": "applied" if applied else "pending",
+        "class": classification.kind,
+        "class_reasons": [
+            {"line": reason.line, "reason": reason.why} for reason in classification.reasons
+        ],
         "columns": [
             {"table": column.table, "column": column.name, "type": column.type}
             for column in migration.columns
@@ -334,8 +347,6 @@ def cmd_verify(args: argparse.Namespace, env: dict[str, str], out: Output, summa
 
 
 def cmd_lint(args: argparse.Namespace, env: dict[str, str], out: Output, summary: dict) -> int:
-    from . import lint  # noqa: PLC0415 - written separately; loaded only when asked for
-
     if args.files:
         try:
             migrations = [files.load_migration(path) for path in args.files]

@@ -76,7 +76,7 @@ def test_up_to_stops_after_that_version_and_status_plan_verify(database: str) ->
     assert plan.summary["pending"] == [109]
     assert plan.summary["applied"] == [1, 2]
     assert plan.summary["touches"] == ["call_log"]
-    assert "would apply 0109_call_log_timing" in plan.stdout
+    assert "would apply 0109_call_log_timing (online; in a transaction" in plan.stdout
     declared = {m["version"]: m for m in plan.summary["migrations"]}
     assert [(v, m["status"]) for v, m in declared.items()] == [
         (1, "applied"),
@@ -91,6 +91,8 @@ def test_up_to_stops_after_that_version_and_status_plan_verify(database: str) ->
         "duration_sec",
     }
     assert declared[109]["touches"] == ["call_log"]
+    # Three nullable columns without a default: only the catalog changes.
+    assert (declared[109]["class"], declared[109]["class_reasons"]) == ("online", [])
     assert applied_versions(database) == [1, 2]
 
     status = run_migrator(database, "status", "--json")
