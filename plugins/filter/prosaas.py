@@ -147,11 +147,12 @@ def deploy_summary(report: dict[str, Any]) -> str:
         lines.append(
             "phases: " + ", ".join(f"{name} {_seconds(took)}" for name, took in phases.items())
         )
-    pending = (report.get("plan") or {}).get("pending")
+    plan = report.get("plan") or {}
+    pending = plan.get("pending")
     if pending is not None:
-        lines.append(
-            f"migrations pending before the deploy: {', '.join(map(str, pending)) or 'none'}"
-        )
+        classes = {m.get("version"): m.get("class") for m in plan.get("migrations") or []}
+        named = [f"{v} ({classes[v]})" if classes.get(v) else str(v) for v in pending]
+        lines.append(f"migrations pending before the deploy: {', '.join(named) or 'none'}")
     lines.append(f"downtime: {_seconds(report.get('downtime_s'))}")
     migrate = report.get("migrate") or {}
     if migrate:

@@ -73,7 +73,7 @@ def test_deploy_summary_names_outcome_images_and_rollback() -> None:
             "reason": "migrate: exited with code 6",
             "phases": {"stop": 1.0},
             "downtime_s": 4.0,
-            "plan": {"pending": [109]},
+            "plan": {"pending": [109], "migrations": [{"version": 109, "class": "online"}]},
             "images_before": {"worker": "app:v1"},
             "images_after": {"worker": "app:v1"},
             "rolled_back_to": "R1",
@@ -81,7 +81,7 @@ def test_deploy_summary_names_outcome_images_and_rollback() -> None:
         }
     ).splitlines()
     assert summary[0] == "release R2 (v2): failed - migrate: exited with code 6"
-    assert "migrations pending before the deploy: 109" in summary
+    assert "migrations pending before the deploy: 109 (online)" in summary
     assert "downtime: 4.0 s" in summary
     assert "worker: app:v1" in summary
     assert "rolled back to release R1" in summary
