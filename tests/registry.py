@@ -155,6 +155,19 @@ class Registry:
             "prosaas_registry_ca": self.ca.cert.read_text(),
         }
 
+    def release_vars(
+        self, address: str = "", *, migrate: str = "v2", password: str | None = None
+    ) -> dict[str, Any]:
+        """A deploy's settings for the demo app and MIGRATE's migrate image pulled from this
+        registry at ADDRESS (.address by default), logging in with PASSWORD (its own)."""
+        address = address or self.address
+        return {
+            "prosaas_registry": {"host": address, "user": self.user},
+            "vault_prosaas_registry_password": self.password if password is None else password,
+            "prosaas_app_image": f"{address}/prosaas-demo/app",
+            "prosaas_migrate_image": f"{address}/prosaas-demo/migrate:{migrate}",
+        }
+
     def get(
         self, path: str, *, auth: bool = True, method: str = "GET", accept: str | None = None
     ) -> tuple[int, HTTPMessage, bytes]:

@@ -78,7 +78,7 @@ class FaultStack:
     client: docker.DockerClient
     engine: Engine | None = None  # set when the stack has an engine of its own to restart
     unhealthy_version: str = ""  # the app tag that never turns healthy
-    source: RegistrySource | None = None  # set for the rows that pull from the test registry
+    registry: Registry | None = None  # set for the rows that pull from the test registry
 
     def checksum(self) -> tuple[int, str]:
         with self.stack.connect(autocommit=True) as conn:
@@ -417,62 +417,45 @@ PULL_CUT_AFTER_BYTES = 4_000_000  # then the relay stalls and the engine restart
 ENGINE_TMP_SIZE = "8m"  # the engine's download folder, too small for the ballast layer
 
 
-@dataclass
-class RegistrySource:
-    """The test registry as the rows' deploys reach it (on loopback, or through a relay)."""
-
-    registry: Registry
-
-    def deploy_vars(
-        self, address: str = "", password: str | None = None, **pins: str
-    ) -> dict[str, Any]:
-        """A v2 deploy whose app and migrate images come from ADDRESS (the registry's own
-        loopback address by default), with PASSWORD and PINS (service -> tag)."""
-        address = address or self.registry.loopback
-        return {
-            "prosaas_registry": {"host": address, "user": self.registry.user},
-            "vault_prosaas_registry_password": (
-                self.registry.password if password is None else password
-            ),
-            "prosaas_app_image": f"{address}/prosaas-demo/app",
-            "prosaas_migrate_image": f"{address}/prosaas-demo/migrate:v2",
-            "prosaas_app_pins": pins,
-        }
-
-
-def source(s: FaultStack) -> RegistrySource:
-    assert s.source is not None, "a registry row on a stack without the registry"
-    return s.source
+def registry_vars(
+    s: FaultStack, address: str = "", password: str | None = None, **pins: str
+) -> dict[str, Any]:
+    """A v2 deploy from the test registry at ADDRESS (its loopback address by default), with
+    PASSWORD and PINS (service -> tag)."""
+    assert s.registry is not None, "a registry row on a stack without the registry"
+    address = address or s.registry.loopback
+    return {**s.registry.release_vars(address, password=password), "prosaas_app_pins": pins}
 
 
 def registry_unreachable(s: FaultStack) -> DeployRun:
-    return s.stack.deploy("v2", **source(s).deploy_vars(f"127.0.0.1:{free_loopback_port()}"))
+    return s.stack.deploy("v2", **registry_vars(s, f"127.0.0.1:{free_loopback_port()}"))
 
 
 def registry_credentials_refused(s: FaultStack) -> DeployRun:
-    right = source(s).registry.password
+    assert s.registry is not None
+    right = s.registry.password
     wrong = f"not-{right}"
-    run = s.stack.deploy("v2", **source(s).deploy_vars(password=wrong))
+    run = s.stack.deploy("v2", **registry_vars(s, password=wrong))
     assert right not in run.output and wrong not in run.output, "a password in the output"
     return run
 
 
 def tag_missing_in_registry(s: FaultStack) -> DeployRun:
-    return s.stack.deploy("v2", **source(s).deploy_vars(worker="v2-never-pushed"))
+    return s.stack.deploy("v2", **registry_vars(s, worker="v2-never-pushed"))
 
 
 def pull_cut_off_by_engine_restart(s: FaultStack) -> DeployRun:
     """The registry is reached through a relay that stalls once the pull is well under way
     and then restarts the engine, so the engine goes down in the middle of the pull."""
     engine = s.engine
-    assert engine is not None
+    assert engine is not None and s.registry is not None
     relay = Relay(
-        source(s).registry.port,
+        s.registry.port,
         stall_after=PULL_CUT_AFTER_BYTES,
         on_stall=functools.partial(engine.restart, down_for=2.0),
     )
     try:
-        run = s.stack.deploy("v2", **source(s).deploy_vars(relay.address, worker=BALLAST_TAG))
+        run = s.stack.deploy("v2", **registry_vars(s, relay.address, worker=BALLAST_TAG))
     finally:
         relay.close()
         if relay.stall_thread is not None:
@@ -490,7 +473,7 @@ def no_disk_space_for_the_pull(s: FaultStack) -> DeployRun:
         check=True,
     )
     try:
-        return s.stack.deploy("v2", **source(s).deploy_vars(worker=BALLAST_TAG))
+        return s.stack.deploy("v2", **registry_vars(s, worker=BALLAST_TAG))
     finally:
         subprocess.run(["umount", "--lazy", str(downloads)], check=True)
 
@@ -560,14 +543,14 @@ def registry_from_v1(
     engine_faults: FaultStack, registry: Registry, ballast_in_registry: str
 ) -> Iterator[FaultStack]:
     """The engine stack at v1, pulling from the registry; the ballast is on no engine."""
-    engine_faults.source = RegistrySource(registry)
+    engine_faults.registry = registry
     for image in engine_faults.client.images.list():
         for tag in image.tags:
             if tag.endswith(f"/prosaas-demo/app:{BALLAST_TAG}"):
                 engine_faults.client.images.remove(tag)
     engine_faults.reset_to_v1()
     yield engine_faults
-    engine_faults.source = None
+    engine_faults.registry = None
     with contextlib.suppress(FileNotFoundError):
         engine_faults.stack.lock_path.unlink()
 

@@ -32,23 +32,13 @@ class Deployed:
     secrets: tuple[str, ...]  # the database's and the registry's passwords
 
 
-def from_registry(registry: Registry) -> dict:
-    """v2's app and migrate images pulled from the registry, by its loopback address."""
-    return {
-        "prosaas_registry": {"host": registry.loopback, "user": registry.user},
-        "vault_prosaas_registry_password": registry.password,
-        "prosaas_app_image": f"{registry.loopback}/prosaas-demo/app",
-        "prosaas_migrate_image": f"{registry.loopback}/prosaas-demo/migrate:v2",
-    }
-
-
 @pytest.fixture(scope="module")
 def deployed(module_stack: Stack, registry: Registry) -> Deployed:
     """v1 then v2 (from the registry) on a fresh stack whose database password is PASSWORD,
     both at -vvv."""
     stack = module_stack
     outputs, artifacts = {}, []
-    for version, extra in (("v1", {}), ("v2", from_registry(registry))):
+    for version, extra in (("v1", {}), ("v2", registry.release_vars(registry.loopback))):
         extravars = stack.vars_for(version, prosaas_database_password=PASSWORD, **extra)
         args = playbook_args("deploy.yml", stack.tmp_path, extravars)
         runner = ansible_runner.run(**args, verbosity=3)

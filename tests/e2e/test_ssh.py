@@ -436,21 +436,12 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
     the first deploy removes an older image of the registry's app repository from the server
     and leaves what the release names, and the local tags."""
     retired = build_retired_image(ssh_stack.client, f"{registry.address}/prosaas-demo/app:v0")
-    from_registry = {
-        "prosaas_registry": {"host": registry.address, "user": registry.user},
-        "vault_prosaas_registry_password": registry.password,
-        "prosaas_app_image": f"{registry.address}/prosaas-demo/app",
-        "prosaas_migrate_image": f"{registry.address}/prosaas-demo/migrate:v2",
-    }
+    from_registry = registry.release_vars()
     good = f"{registry.address}/prosaas-demo/app@{registry.digests['prosaas-demo/app:v2']}"
     if ssh_stack.history():  # the earlier tests left v2, 109 applied: v1 knows no 109
         with ssh_stack.connect(autocommit=True) as conn:
             conn.execute(RESET_109_SQL)
-    v1_from_registry = {
-        **from_registry,
-        "prosaas_migrate_image": f"{registry.address}/prosaas-demo/migrate:v1",
-    }
-    v1 = ssh_stack.deploy("v1", **v1_from_registry)
+    v1 = ssh_stack.deploy("v1", **registry.release_vars(migrate="v1"))
     assert v1.rc == 0, v1.describe()
     v1_app = f"{registry.address}/prosaas-demo/app@{registry.digests['prosaas-demo/app:v1']}"
     assert {ssh_stack.image(name) for name in APP_SERVICES} == {v1_app}
