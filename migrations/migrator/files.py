@@ -9,13 +9,14 @@ header, the one source of truth for what it guarantees::
     -- adds-column: call_log.duration_sec integer
     -- touches: call_log
     -- transaction: false
-    -- allow: drop-column, rename
+    -- allow: drop-column because no release reads call_log.duration since 0104
     -- class: offline
 
 - ``adds-column`` (repeatable): ``table.column type``; verification checks each one.
 - ``touches``: tables whose locks matter; the tables of ``adds-column`` are always included.
 - ``transaction: false``: run outside a transaction (``CREATE INDEX CONCURRENTLY``).
-- ``allow``: destructive operations the lint lets through for this file only.
+- ``allow`` (repeatable): ``RULE because REASON``: a lint rule this file opts out of, and
+  why; the reason is shown in the plan and the deploy report.
 - ``class: offline``: classify the file offline whatever its statements (a file can never
   be forced online).
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9][a-z0-9_]*)\.sql$")
@@ -32,7 +33,32 @@ HEADER_LINE = re.compile(r"^--\s*(?P<key>[a-z][a-z-]*)\s*:\s*(?P<value>.*?)\s*$"
 IDENTIFIER = r"[a-z_][a-z0-9_]*"
 COLUMN = re.compile(rf"^(?P<table>{IDENTIFIER})\.(?P<column>{IDENTIFIER})\s+(?P<type>\S.*)$")
 KNOWN_KEYS = {"description", "adds-column", "touches", "transaction", "allow", "class"}
-ALLOW_FLAGS = {"drop-column", "drop-table", "rename", "data-change"}
+# The lint's own rules (docs/lint-rules.md); squawk's are named ``squawk/RULE``.
+LINT_RULES = frozenset(
+    {
+        "add-column-rewrite",
+        "cluster",
+        "column-type-change",
+        "concurrently-in-transaction",
+        "constraint-builds-index",
+        "constraint-not-valid",
+        "data-change",
+        "do-block",
+        "drop-column",
+        "drop-table",
+        "function-body",
+        "index-not-concurrent",
+        "lock-table",
+        "reindex-not-concurrent",
+        "rename-column",
+        "rename-table",
+        "set-not-null",
+        "table-rewrite",
+        "vacuum-full",
+        "volatile-default",
+    }
+)
+ALLOW = re.compile(r"^(?P<rule>(?:squawk/)?[a-z][a-z-]*)\s+because\s+(?P<reason>\S.*)$")
 
 
 class MigrationFileError(ValueError):
@@ -47,6 +73,15 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Allow:
+    """A lint rule one file opts out of, with the reason its author gave."""
+
+    rule: str
+    reason: str
+    line: int
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     name: str
@@ -57,8 +92,13 @@ class Migration:
     columns: tuple[Column, ...] = ()
     touches: tuple[str, ...] = ()
     transactional: bool = True
-    allow: frozenset[str] = field(default_factory=frozenset)
+    allows: tuple[Allow, ...] = ()
     offline_line: int = 0  # line of a `-- class: offline` header, 0 when there is none
+
+    @property
+    def allow(self) -> frozenset[str]:
+        """The rules this file opts out of."""
+        return frozenset(allow.rule for allow in self.allows)
 
     @property
     def label(self) -> str:
@@ -102,6 +142,22 @@ def parse_list(value: str) -> list[str]:
     return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 
+def parse_allow(path: Path, number: int, value: str) -> Allow:
+    match = ALLOW.match(value.strip())
+    if not match:
+        raise MigrationFileError(
+            f"{path.name}:{number}: allow wants 'RULE because REASON'"
+            f" (e.g. `-- allow: drop-column because no release reads it since 0104`)"
+        )
+    rule = match["rule"].lower()
+    if rule not in LINT_RULES and not rule.startswith("squawk/"):
+        raise MigrationFileError(
+            f"{path.name}:{number}: unknown lint rule {rule!r} in allow"
+            f" (known: {', '.join(sorted(LINT_RULES))}, or squawk/RULE)"
+        )
+    return Allow(rule, " ".join(match["reason"].split()), number)
+
+
 def load_migration(path: Path) -> Migration:
     """Read and check one file: name, non-empty body, well-formed header."""
     match = FILENAME.match(path.name)
@@ -113,7 +169,7 @@ def load_migration(path: Path) -> Migration:
     body = [line for line in sql.splitlines() if line.strip() and not line.strip().startswith("--")]
     if not body:
         raise MigrationFileError(f"{path.name}: the file has no SQL statement")
-    description, columns, touches, transactional, allow = "", [], [], True, set()
+    description, columns, touches, transactional, allows = "", [], [], True, []
     offline_line = 0
     for number, key, value in header_lines(sql):
         if key not in KNOWN_KEYS:
@@ -137,14 +193,7 @@ def load_migration(path: Path) -> Migration:
                 )
             offline_line = number
         else:
-            flags = set(parse_list(value))
-            if not flags <= ALLOW_FLAGS:
-                unknown = ", ".join(sorted(flags - ALLOW_FLAGS))
-                raise MigrationFileError(
-                    f"{path.name}:{number}: unknown allow flag(s) {unknown}"
-                    f" (known: {', '.join(sorted(ALLOW_FLAGS))})"
-                )
-            allow |= flags
+            allows.append(parse_allow(path, number, value))
     tables = dict.fromkeys([*touches, *(column.table for column in columns)])
     return Migration(
         version=int(match["version"]),
@@ -156,7 +205,7 @@ def load_migration(path: Path) -> Migration:
         columns=tuple(columns),
         touches=tuple(tables),
         transactional=transactional,
-        allow=frozenset(allow),
+        allows=tuple(allows),
         offline_line=offline_line,
     )
 

@@ -31,18 +31,11 @@ from typing import TextIO
 
 from migrator.exitcodes import ExitCode
 from migrator.files import FILENAME, Migration
+from migrator.sql import blank, bodies, statement_spans
 
 CONFIG = Path(__file__).resolve().parent.parent / "squawk.toml"
 SQUAWK_TIMEOUT = 120
 BACKFILL = "move data changes to a batched backfill job (migrations/backfills/)"
-
-# A header flag lets these squawk findings through, like the matching project rules.
-SQUAWK_ALLOWED_BY = {
-    "ban-drop-column": "drop-column",
-    "ban-drop-table": "drop-table",
-    "renaming-column": "rename",
-    "renaming-table": "rename",
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -63,102 +56,26 @@ class Finding:
 # --- SQL text -----------------------------------------------------------------------
 
 
-DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
-
-
-def block_comment_end(sql: str, i: int) -> int:
-    depth, j = 1, i + 2
-    while j < len(sql) and depth:
-        if sql.startswith("/*", j):
-            depth, j = depth + 1, j + 2
-        elif sql.startswith("*/", j):
-            depth, j = depth - 1, j + 2
-        else:
-            j += 1
-    return j
-
-
-def string_end(sql: str, i: int) -> int:
-    """Index of the closing quote of the literal opening at ``i`` (``''`` is a quote)."""
-    escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not sql[i - 2].isalnum())
-    j = i + 1
-    while j < len(sql):
-        if (escapes and sql[j] == "\\") or sql.startswith("''", j):
-            j += 2
-        elif sql[j] == "'":
-            return j
-        else:
-            j += 1
-    return len(sql)
-
-
-def blanked_span(sql: str, i: int) -> tuple[int, int, int] | None:
-    """``(start, end, next)`` to blank for a comment or literal opening at ``i``, if any."""
-    n = len(sql)
-    if sql.startswith("--", i):
-        end = sql.find("\n", i)
-        end = n if end == -1 else end
-        return i, end, end
-    if sql.startswith("/*", i):
-        end = block_comment_end(sql, i)
-        return i, end, end
-    if sql[i] == "'":
-        end = string_end(sql, i)
-        return i + 1, end, end + 1
-    if sql[i] == "$" and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
-        tag = DOLLAR_TAG.match(sql, i)
-        if tag:
-            close = sql.find(tag[0], tag.end())
-            end = n if close == -1 else close
-            return tag.end(), end, end + len(tag[0])
-    return None
-
-
-def blank(sql: str) -> str:
-    """The SQL with comments and the insides of string literals replaced by spaces.
-
-    Offsets and newlines are kept, so a position still maps to its line in the file.
-    Quoted identifiers are kept. Literals keep their quotes (``'   '``), so a constant
-    default still reads as a constant; dollar-quoted bodies are blanked the same way.
-    """
-    out = list(sql)
-    i = 0
-    while i < len(sql):
-        if sql[i] == '"':
-            end = sql.find('"', i + 1)
-            i = len(sql) if end == -1 else end + 1
-            continue
-        span = blanked_span(sql, i)
-        if span is None:
-            i += 1
-            continue
-        start, end, i = span
-        for k in range(start, min(end, len(sql))):
-            if out[k] != "\n":
-                out[k] = " "
-    return "".join(out)
-
-
 @dataclass(frozen=True)
 class Statement:
     line: int  # 1-based line of the statement's first character in the file
     text: str  # lower-cased, whitespace collapsed, comments and literals blanked
+    start: int  # offsets of the statement in the file's SQL
+    end: int
 
 
 def statements(sql: str) -> Iterator[Statement]:
     text = blank(sql)
-    start = 0
-    ends = [m.start() for m in re.finditer(r'"[^"]*"|;', text) if m[0] == ";"]
-    for end in [*ends, len(text)]:
+    for start, end in statement_spans(sql):
         chunk = text[start:end]
         stripped = chunk.lstrip()
-        if stripped.strip():
-            offset = start + len(chunk) - len(stripped)
-            yield Statement(
-                line=text.count("\n", 0, offset) + 1,
-                text=" ".join(stripped.lower().split()),
-            )
-        start = end + 1
+        offset = start + len(chunk) - len(stripped)
+        yield Statement(
+            line=text.count("\n", 0, offset) + 1,
+            text=" ".join(stripped.lower().split()),
+            start=start,
+            end=end,
+        )
 
 
 def split_top_level(text: str) -> list[str]:
@@ -222,9 +139,47 @@ REWRITING_COLUMN = re.compile(
 )
 
 
+ROUTINE = re.compile(r"^create\s+(?:or\s+replace\s+)?(?:function|procedure)\b")
+# What a DO block or routine body may not run unseen: writes, DDL, dynamic SQL, calls.
+HIDDEN_CHANGE = re.compile(
+    r"\b(?:insert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|truncate|copy"
+    r"|alter|drop|create|grant|revoke|comment\s+on|reindex|cluster|vacuum|lock\s+table"
+    r"|execute|call|perform)\b"
+)
+TYPE_CHANGE = re.compile(r"^(?:set\s+data\s+)?type\s+(?P<type>.*)$")
+
+
 def table_name(raw: str) -> str:
     """``public."Call_Log"`` and ``call_log`` name the same table for the lint."""
     return raw.replace('"', "").replace(" ", "").split(".")[-1]
+
+
+STRING_TYPE = re.compile(
+    r"^(?:text|(?:character\s+varying|varchar)(?:\s*\(\s*(?P<length>\d+)\s*\))?)(?![\w\[(])"
+)
+
+
+def string_width(sql_type: str) -> float | None:
+    """The longest value a text/varchar type holds (inf: no limit); None for other types."""
+    match = STRING_TYPE.match(sql_type.strip())
+    if not match:
+        return None
+    return float(match["length"]) if match["length"] else float("inf")
+
+
+@dataclass
+class Schema:
+    """Widths of the text/varchar columns that earlier statements created or added."""
+
+    widths: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def record(self, table: str, column: str, definition: str) -> None:
+        key = (table, column.replace('"', ""))
+        width = string_width(definition)
+        if width is None:
+            self.widths.pop(key, None)
+        else:
+            self.widths[key] = width
 
 
 # --- project rules ------------------------------------------------------------------
@@ -232,10 +187,12 @@ def table_name(raw: str) -> str:
 
 @dataclass
 class Context:
-    """What earlier statements established: NOT NULL checks added and validated."""
+    """What earlier statements established: NOT NULL checks added and validated, and the
+    text/varchar widths that ``classify`` recorded for the earlier files."""
 
     checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, name) -> col
     validated: set[tuple[str, str]] = field(default_factory=set)
+    schema: Schema = field(default_factory=Schema)
 
     def proves_not_null(self, table: str, column: str) -> bool:
         return any(
@@ -258,13 +215,12 @@ def check_data_change(text: str) -> Iterator[Hit]:
             "data-change",
             f"{first.upper()} changes data inside the migration (row locks and one long"
             " transaction on a live table)",
-            f"{BACKFILL}; or, if this file must change data, declare `-- allow: data-change`",
+            f"{BACKFILL}; or, if this file must change data, declare"
+            " `-- allow: data-change because ...`",
         )
 
 
-def check_alter_table(
-    text: str, migration: Migration, created: set[str], context: Context
-) -> Iterator[Hit]:
+def check_alter_table(text: str, created: set[str], context: Context) -> Iterator[Hit]:
     match = ALTER_TABLE.match(text)
     if not match:
         return
@@ -272,24 +228,23 @@ def check_alter_table(
     new_table = table in created
     for action in split_top_level(match["rest"]):
         if column := DROP_COLUMN.match(action):
-            if "drop-column" not in migration.allow:
-                yield (
-                    "drop-column",
-                    f"drops column {column['column']} of {table}; running code still reads it",
-                    "expand/contract: deploy code that no longer uses the column first, then"
-                    " drop it in a later migration with `-- allow: drop-column`",
-                )
+            yield (
+                "drop-column",
+                f"drops column {column['column']} of {table}; running code still reads it",
+                "expand/contract: deploy code that no longer uses the column first, then"
+                " drop it in a later migration with `-- allow: drop-column because ...`",
+            )
             continue
         if rename := RENAME.match(action):
-            if "rename" not in migration.allow:
-                what = f"table {table}" if rename["to"] else f"column {rename['column']}"
-                yield (
-                    "rename-table" if rename["to"] else "rename-column",
-                    f"renames {what}; running code still uses the old name",
-                    "expand/contract: add the new one, write to both and backfill, move the"
-                    " readers, then drop the old one later (`-- allow: rename` only once no"
-                    " code uses the old name)",
-                )
+            what = f"table {table}" if rename["to"] else f"column {rename['column']}"
+            rule = "rename-table" if rename["to"] else "rename-column"
+            yield (
+                rule,
+                f"renames {what}; running code still uses the old name",
+                "expand/contract: add the new one, write to both and backfill, move the"
+                f" readers, then drop the old one later (`-- allow: {rule} because ...` only"
+                " once no code uses the old name)",
+            )
             continue
         if new_table:
             continue  # a table created in this file is empty and unused: locks are free
@@ -364,7 +319,10 @@ def check_add_constraint(constraint: re.Match[str], table: str, context: Context
 
 def check_alter_column(column: str, rest: str, table: str, context: Context) -> Iterator[Hit]:
     column = column.replace('"', "")
-    if re.match(r"^(?:set\s+data\s+)?type\b", rest):
+    if typed := TYPE_CHANGE.match(rest):
+        if widens(context.schema, table, column, typed["type"]):
+            yield ("column-type-change", "", "")  # no rewrite: cleared
+            return
         yield (
             "column-type-change",
             f"changes the type of {table}.{column}: rewrites the table (and its indexes)"
@@ -372,7 +330,10 @@ def check_alter_column(column: str, rest: str, table: str, context: Context) -> 
             "expand/contract: add a new column of the new type, backfill it in batches,"
             " switch the code, then drop the old column",
         )
-    elif re.match(r"^set\s+not\s+null\b", rest) and not context.proves_not_null(table, column):
+    elif re.match(r"^set\s+not\s+null\b", rest):
+        if context.proves_not_null(table, column):
+            yield ("set-not-null", "", "")  # PostgreSQL skips the scan: cleared
+            return
         yield (
             "set-not-null",
             f"SET NOT NULL on {table}.{column} scans the whole table under ACCESS EXCLUSIVE",
@@ -381,12 +342,43 @@ def check_alter_column(column: str, rest: str, table: str, context: Context) -> 
         )
 
 
+def check_opaque_code(statement: Statement, sql: str) -> Iterator[Hit]:
+    """DO blocks, CALL, and function bodies: code the lint cannot follow statement by statement."""
+    text = statement.text
+    if re.match(r"^call\b", text):
+        yield (
+            "do-block",
+            "CALL runs a procedure whose statements the lint cannot see",
+            "write the procedure's statements into the migration, or declare"
+            " `-- allow: do-block because ...`",
+        )
+        return
+    is_do = re.match(r"^do\b", text) is not None
+    if not (is_do or ROUTINE.match(text)):
+        return
+    hidden = [
+        found[0]
+        for body in bodies(sql, statement.start, statement.end)
+        if (found := HIDDEN_CHANGE.search(" ".join(blank(body).lower().split())))
+    ]
+    if not hidden:
+        return
+    what = "a DO block" if is_do else "a function or procedure body"
+    yield (
+        "do-block" if is_do else "function-body",
+        f"{what} runs {hidden[0].split()[0].upper()}, which changes data or schema out of the"
+        " lint's sight (it cannot check locks, rewrites or row counts inside it)",
+        "write the statements out in the migration (data changes in a backfill job), or"
+        f" declare `-- allow: {'do-block' if is_do else 'function-body'} because ...`",
+    )
+
+
 def check_statement(  # noqa: PLR0911 - one return per statement kind
     statement: Statement, migration: Migration, created: set[str], context: Context
 ) -> Iterator[Hit]:
     text = statement.text
-    if "data-change" not in migration.allow:
-        yield from check_data_change(text)
+    yield from check_data_change(text)
+    yield from check_opaque_code(statement, migration.sql)
     if CONCURRENTLY.match(text) and migration.transactional:
         yield (
             "concurrently-in-transaction",
@@ -397,16 +389,15 @@ def check_statement(  # noqa: PLR0911 - one return per statement kind
         created.add(table_name(created_table["table"]))
         return
     if re.match(r"^drop\s+table\b", text):
-        if "drop-table" not in migration.allow:
-            yield (
-                "drop-table",
-                "drops a table; running code may still use it and the data is gone",
-                "expand/contract: deploy code that no longer uses the table first, then drop"
-                " it in a later migration with `-- allow: drop-table`",
-            )
+        yield (
+            "drop-table",
+            "drops a table; running code may still use it and the data is gone",
+            "expand/contract: deploy code that no longer uses the table first, then drop"
+            " it in a later migration with `-- allow: drop-table because ...`",
+        )
         return
     if text.startswith("alter table"):
-        yield from check_alter_table(text, migration, created, context)
+        yield from check_alter_table(text, created, context)
         return
     if index := CREATE_INDEX.match(text):
         if not index["concurrently"] and table_name(index["table"]) not in created:
@@ -445,13 +436,27 @@ def check_statement(  # noqa: PLR0911 - one return per statement kind
         )
 
 
-def project_findings(migration: Migration, context: Context, label: str) -> list[Finding]:
+@dataclass(frozen=True)
+class Verdict:
+    """A project rule's word on one statement: a finding, or ``cleared`` (judged safe)."""
+
+    statement: Statement
+    rule: str
+    message: str
+    alternative: str
+
+    @property
+    def cleared(self) -> bool:
+        return not self.message
+
+
+def project_verdicts(migration: Migration, context: Context) -> list[Verdict]:
     created: set[str] = set()
-    found = []
-    for statement in statements(migration.sql):
-        for rule, message, alternative in check_statement(statement, migration, created, context):
-            found.append(Finding(label, statement.line, rule, message, alternative))
-    return found
+    return [
+        Verdict(statement, *hit)
+        for statement in statements(migration.sql)
+        for hit in check_statement(statement, migration, created, context)
+    ]
 
 
 def earlier_files(migrations: Iterable[Migration]) -> list[Migration]:
@@ -484,9 +489,6 @@ def earlier_files(migrations: Iterable[Migration]) -> list[Migration]:
 # statement these rules do not recognise.
 
 ONLINE, OFFLINE = "online", "offline"
-STRING_TYPE = re.compile(
-    r"^(?:text|(?:character\s+varying|varchar)(?:\s*\(\s*(?P<length>\d+)\s*\))?)(?![\w\[(])"
-)
 TABLE_COLUMN = re.compile(
     r"^(?!(?:constraint|primary|unique|check|foreign|exclude|like)\b)"
     rf"(?P<column>{NAME})\s+(?P<rest>.*)$"
@@ -497,27 +499,12 @@ DATA_CHANGE = re.compile(
 SAFE_COLUMN_CHANGE = re.compile(r"^(?:set\s+default|drop\s+default|drop\s+not\s+null)\b")
 
 
-def string_width(sql_type: str) -> float | None:
-    """The longest value a text/varchar type holds (inf: no limit); None for other types."""
-    match = STRING_TYPE.match(sql_type.strip())
-    if not match:
-        return None
-    return float(match["length"]) if match["length"] else float("inf")
-
-
-@dataclass
-class Schema:
-    """Widths of the text/varchar columns that earlier statements created or added."""
-
-    widths: dict[tuple[str, str], float] = field(default_factory=dict)
-
-    def record(self, table: str, column: str, definition: str) -> None:
-        key = (table, column.replace('"', ""))
-        width = string_width(definition)
-        if width is None:
-            self.widths.pop(key, None)
-        else:
-            self.widths[key] = width
+def widens(schema: Schema, table: str, column: str, new_type: str) -> bool:
+    """True when the new type only widens a known text/varchar column (no rewrite)."""
+    old = schema.widths.get((table, column.replace('"', "")))
+    if old is None or re.search(r"\b(?:using|collate)\b", new_type):
+        return False
+    return (string_width(new_type) or 0) >= old
 
 
 @dataclass(frozen=True)
@@ -562,11 +549,9 @@ def add_column_reason(table: str, column: str, rest: str) -> str | None:
 
 def alter_column_reason(column: str, rest: str, table: str, schema: Schema) -> str | None:
     column = column.replace('"', "")
-    if typed := re.match(r"^(?:set\s+data\s+)?type\s+(?P<type>.*)$", rest):
-        old = schema.widths.get((table, column))
-        new = None if re.search(r"\b(?:using|collate)\b", typed["type"]) else typed["type"]
+    if typed := TYPE_CHANGE.match(rest):
+        widened = widens(schema, table, column, typed["type"])
         schema.record(table, column, typed["type"])
-        widened = old is not None and new is not None and (string_width(new) or 0) >= old
         if widened:
             return None
         return (
@@ -678,10 +663,39 @@ def find_squawk() -> str | None:
     return shutil.which("squawk")
 
 
-def run_squawk(squawk: str, migrations: list[Migration], labels: dict[str, str]) -> list[Finding]:
+# A squawk rule that covers the same concern as a project rule. The project rule decides:
+# it knows the earlier files, the header's opt-ins and the changes PostgreSQL makes without
+# a rewrite, so squawk's finding is dropped on a statement the project rule judged.
+SQUAWK_SAME_AS = {
+    "ban-drop-column": "drop-column",
+    "ban-drop-table": "drop-table",
+    "renaming-column": "rename-column",
+    "renaming-table": "rename-table",
+    "changing-column-type": "column-type-change",
+    "adding-not-nullable-field": "set-not-null",
+    "setting-not-nullable-field": "set-not-null",
+    "adding-foreign-key-constraint": "constraint-not-valid",
+    "constraint-missing-not-valid": "constraint-not-valid",
+    "adding-serial-primary-key-field": "constraint-builds-index",
+    "disallowed-unique-constraint": "constraint-builds-index",
+    "require-concurrent-index-creation": "index-not-concurrent",
+    "ban-concurrent-index-creation-in-transaction": "concurrently-in-transaction",
+    "adding-field-with-default": "volatile-default",
+}
+
+
+@dataclass(frozen=True)
+class SquawkHit:
+    path: str
+    line: int  # 1-based
+    rule: str
+    message: str
+    help: str
+
+
+def run_squawk(squawk: str, migrations: list[Migration]) -> list[SquawkHit]:
     if not CONFIG.is_file():
         raise SquawkUnavailable(f"lint: squawk config {CONFIG} is missing")
-    by_path = {str(m.path): m for m in migrations}
     found = []
     for in_transaction in (True, False):
         group = [m for m in migrations if m.transactional == in_transaction]
@@ -710,20 +724,42 @@ def run_squawk(squawk: str, migrations: list[Migration], labels: dict[str, str])
                 + (f": {detail[0]}" if detail else "")
             )
         for item in reported:
-            migration = by_path.get(item["file"])
             rule = item.get("rule_name") or "unknown"
-            if migration and SQUAWK_ALLOWED_BY.get(rule) in migration.allow:
-                continue
-            help_text = item.get("help") or f"see https://squawkhq.com/docs/{rule}"
             found.append(
-                Finding(
-                    labels.get(item["file"], item["file"]),
+                SquawkHit(
+                    item["file"],
                     int(item.get("line") or 0) + 1,  # squawk's JSON lines count from 0
-                    f"squawk/{rule}",
+                    rule,
                     " ".join(str(item.get("message", "")).split()),
-                    " ".join(help_text.split()),
+                    " ".join((item.get("help") or f"see https://squawkhq.com/docs/{rule}").split()),
                 )
             )
+    return found
+
+
+def statement_at(migration: Migration, line: int) -> Statement | None:
+    """The statement of the file that spans ``line``."""
+    for statement in statements(migration.sql):
+        last = migration.sql.count("\n", 0, statement.end) + 1
+        if statement.line <= line <= last:
+            return statement
+    return None
+
+
+def squawk_findings(
+    migration: Migration, hits: list[SquawkHit], verdicts: list[Verdict], label: str
+) -> list[Finding]:
+    """Squawk's findings on one file less the opted-out ones and those a project rule judged."""
+    judged = {(verdict.statement.start, verdict.rule) for verdict in verdicts}
+    found = []
+    for hit in hits:
+        same_as = SQUAWK_SAME_AS.get(hit.rule)
+        if {f"squawk/{hit.rule}", same_as} & migration.allow:
+            continue
+        statement = statement_at(migration, hit.line)
+        if same_as and statement and (statement.start, same_as) in judged:
+            continue
+        found.append(Finding(label, hit.line, f"squawk/{hit.rule}", hit.message, hit.help))
     return found
 
 
@@ -732,17 +768,23 @@ def run_squawk(squawk: str, migrations: list[Migration], labels: dict[str, str])
 
 @dataclass(frozen=True)
 class FileResult:
-    """One linted file: its class (with the reasons when offline) and its findings."""
+    """One linted file: its class, its findings and the rules it opts out of."""
 
     file: str
-    version: int
+    migration: Migration
     classification: Classification
     findings: tuple[Finding, ...]
+
+    @property
+    def verdict(self) -> str:
+        return "refused" if self.findings else "accepted"
 
     def as_dict(self) -> dict:
         return {
             "file": self.file,
-            "version": self.version,
+            "version": self.migration.version,
+            "checksum": self.migration.checksum,
+            "verdict": self.verdict,
             "class": self.classification.kind,
             "class_reasons": [
                 {"line": reason.line, "reason": reason.why}
@@ -757,11 +799,23 @@ class FileResult:
                 }
                 for finding in self.findings
             ],
+            "allows": [
+                {"line": allow.line, "rule": allow.rule, "reason": allow.reason}
+                for allow in self.migration.allows
+            ],
         }
 
 
+def project_findings(migration: Migration, verdicts: list[Verdict], label: str) -> list[Finding]:
+    return [
+        Finding(label, verdict.statement.line, verdict.rule, verdict.message, verdict.alternative)
+        for verdict in verdicts
+        if not verdict.cleared and verdict.rule not in migration.allow
+    ]
+
+
 def lint_results(migrations: list[Migration]) -> list[FileResult]:
-    """Class and sorted findings of each given migration, in version order.
+    """Class, sorted findings and opt-ins of each given migration, in version order.
 
     Raises SquawkUnavailable when squawk is missing or fails: the lint did not run.
     """
@@ -771,30 +825,23 @@ def lint_results(migrations: list[Migration]) -> list[FileResult]:
             "lint: squawk not found; install it with `pip install squawk-cli`"
             " (see requirements.txt): a lint that cannot run does not pass"
         )
-    labels = {str(m.path): str(m.path) for m in migrations}
-    findings = run_squawk(squawk, migrations, labels)
-    context, schema = Context(), Schema()
-    ordered = sorted(
-        [*((m, False) for m in earlier_files(migrations)), *((m, True) for m in migrations)],
-        key=lambda pair: pair[0].version,
-    )
-    classes = {}
-    for migration, linted in ordered:
-        label = labels.get(str(migration.path), "")
-        found = project_findings(migration, context, label)
-        classification = classify(migration, schema)
-        if linted:
-            findings.extend(found)
-            classes[label] = (migration.version, classification)
-    return [
-        FileResult(
-            label,
-            version,
-            classification,
-            tuple(sorted(finding for finding in findings if finding.file == label)),
-        )
-        for label, (version, classification) in classes.items()
-    ]
+    hits = run_squawk(squawk, migrations)
+    linted = {str(m.path) for m in migrations}
+    context = Context()
+    results = []
+    for migration in sorted([*earlier_files(migrations), *migrations], key=lambda m: m.version):
+        verdicts = project_verdicts(migration, context)
+        classification = classify(migration, context.schema)
+        label = str(migration.path)
+        if label not in linted:
+            continue
+        own = [hit for hit in hits if hit.path == label]
+        findings = [
+            *project_findings(migration, verdicts, label),
+            *squawk_findings(migration, own, verdicts, label),
+        ]
+        results.append(FileResult(label, migration, classification, tuple(sorted(findings))))
+    return results
 
 
 def run_lint(migrations: list[Migration], out: TextIO) -> int:

@@ -1,14 +1,20 @@
-"""Split a migration file into statements, for files that run outside a transaction.
+"""The one SQL tokenizer of the migrator: the runner and the lint both read SQL through it.
 
-PostgreSQL refuses ``CREATE INDEX CONCURRENTLY`` inside a multi-statement query string, so
-such files are sent one statement at a time. The splitter knows single quotes (with ``''``),
-``E''`` strings (with backslash escapes), double-quoted identifiers, dollar quoting
-(``$$`` and ``$tag$``), ``--`` comments and nested ``/* */`` comments.
+It knows single quotes (with ``''``), ``E''`` strings (with backslash escapes),
+double-quoted identifiers (with ``""``), dollar quoting (``$$`` and ``$tag$``), ``--``
+comments and nested ``/* */`` comments. ``regions`` finds those; the rest is code.
+
+- ``split_statements``: the statements to send one at a time (PostgreSQL refuses
+  ``CREATE INDEX CONCURRENTLY`` inside a multi-statement query string).
+- ``blank``: the text the lint matches its rules on, with comments and the insides of
+  literals blanked and every offset kept.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
 CREATED_INDEX = re.compile(
@@ -17,9 +23,22 @@ CREATED_INDEX = re.compile(
     re.IGNORECASE,
 )
 
+COMMENT, STRING, IDENTIFIER, DOLLAR = "comment", "string", "identifier", "dollar"
 
-def _skip_quoted(sql: str, start: int, quote: str, backslash: bool) -> int:
-    """Index just after the closing quote of the literal opening at ``start``."""
+
+@dataclass(frozen=True)
+class Region:
+    """A comment, literal or quoted identifier: ``sql[start:end]``, its inside ``body``."""
+
+    kind: str
+    start: int
+    end: int
+    body_start: int
+    body_end: int
+
+
+def _quoted_end(sql: str, start: int, quote: str, backslash: bool) -> int:
+    """Index of the closing quote of the literal opening at ``start`` (len(sql) if none)."""
     i = start + 1
     while i < len(sql):
         char = sql[i]
@@ -27,23 +46,21 @@ def _skip_quoted(sql: str, start: int, quote: str, backslash: bool) -> int:
             i += 2
             continue
         if char == quote:
-            if i + 1 < len(sql) and sql[i + 1] == quote:
+            if sql.startswith(quote, i + 1):
                 i += 2
                 continue
-            return i + 1
+            return i
         i += 1
     return len(sql)
 
 
-def _skip_block_comment(sql: str, start: int) -> int:
+def _block_comment_end(sql: str, start: int) -> int:
     depth, i = 0, start
     while i < len(sql):
         if sql.startswith("/*", i):
-            depth += 1
-            i += 2
+            depth, i = depth + 1, i + 2
         elif sql.startswith("*/", i):
-            depth -= 1
-            i += 2
+            depth, i = depth - 1, i + 2
             if depth == 0:
                 return i
         else:
@@ -58,41 +75,97 @@ def _is_escape_string(sql: str, i: int) -> bool:
     return i == 1 or not (sql[i - 2].isalnum() or sql[i - 2] in "_$")
 
 
-def _skip_literal(sql: str, i: int) -> int:
-    """Index after the quoted literal, identifier or dollar-quoted body at ``i`` (else i+1)."""
+def _region_at(sql: str, i: int) -> Region | None:
+    """The comment, literal or quoted identifier that opens at ``i``, if one does."""
     char = sql[i]
-    if char == "'":
-        return _skip_quoted(sql, i, "'", backslash=_is_escape_string(sql, i))
-    if char == '"':
-        return _skip_quoted(sql, i, '"', backslash=False)
+    if sql.startswith("--", i):
+        newline = sql.find("\n", i)
+        end = len(sql) if newline < 0 else newline
+        return Region(COMMENT, i, end, i, end)
+    if sql.startswith("/*", i):
+        end = _block_comment_end(sql, i)
+        return Region(COMMENT, i, end, i, end)
+    if char in "'\"":
+        backslash = char == "'" and _is_escape_string(sql, i)
+        close = _quoted_end(sql, i, char, backslash)
+        kind = STRING if char == "'" else IDENTIFIER
+        return Region(kind, i, min(close + 1, len(sql)), i + 1, close)
     if char == "$" and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] in "_$")):
-        match = DOLLAR_TAG.match(sql, i)
-        if match:
-            end = sql.find(match.group(), match.end())
-            return len(sql) if end < 0 else end + len(match.group())
-    return i + 1
+        tag = DOLLAR_TAG.match(sql, i)
+        if tag:
+            close = sql.find(tag[0], tag.end())
+            if close < 0:
+                return Region(DOLLAR, i, len(sql), tag.end(), len(sql))
+            return Region(DOLLAR, i, close + len(tag[0]), tag.end(), close)
+    return None
+
+
+def regions(sql: str) -> Iterator[Region]:
+    """Every comment, literal and quoted identifier of ``sql``, in order."""
+    i = 0
+    while i < len(sql):
+        region = _region_at(sql, i)
+        if region is None:
+            i += 1
+            continue
+        yield region
+        i = region.end
+
+
+def statement_spans(sql: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each statement that has code, without its ``;``.
+
+    A statement's span begins after the previous ``;`` (leading comments included) and
+    ends before its own ``;``; pieces with only comments and blanks are dropped.
+    """
+    spans, start, has_code, i = [], 0, False, 0
+    for region in [*regions(sql), None]:
+        stop = len(sql) if region is None else region.start
+        for j in range(i, stop):
+            if sql[j] == ";":
+                if has_code:
+                    spans.append((start, j))
+                start, has_code = j + 1, False
+            elif not sql[j].isspace():
+                has_code = True
+        if region is None:
+            break
+        has_code = has_code or region.kind != COMMENT
+        i = region.end
+    if has_code:
+        spans.append((start, len(sql)))
+    return spans
 
 
 def split_statements(sql: str) -> list[str]:
     """The statements of ``sql``, without the ``;``; comment-only pieces are dropped."""
-    statements: list[str] = []
-    start, i, has_code = 0, 0, False
-    while i < len(sql):
-        if sql.startswith("--", i):
-            newline = sql.find("\n", i)
-            i = len(sql) if newline < 0 else newline + 1
-        elif sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-        elif sql[i] == ";":
-            if has_code:
-                statements.append(sql[start:i].strip())
-            start, i, has_code = i + 1, i + 1, False
-        else:
-            has_code = has_code or not sql[i].isspace()
-            i = _skip_literal(sql, i)
-    if has_code:
-        statements.append(sql[start:].strip())
-    return statements
+    return [sql[start:end].strip() for start, end in statement_spans(sql)]
+
+
+def blank(sql: str) -> str:
+    """The SQL with comments and the insides of literals replaced by spaces.
+
+    Offsets and newlines are kept, so a position still maps to its line in the file.
+    Quoted identifiers are kept. Literals keep their quotes (``'   '``), so a constant
+    default still reads as a constant; dollar-quoted bodies are blanked the same way.
+    """
+    out = list(sql)
+    for region in regions(sql):
+        if region.kind == IDENTIFIER:
+            continue
+        for k in range(region.body_start, region.body_end):
+            if out[k] != "\n":
+                out[k] = " "
+    return "".join(out)
+
+
+def bodies(sql: str, start: int, end: int) -> list[str]:
+    """The insides of the string and dollar-quoted literals within ``sql[start:end]``."""
+    return [
+        sql[region.body_start : region.body_end]
+        for region in regions(sql)
+        if region.kind in (STRING, DOLLAR) and start <= region.start < end
+    ]
 
 
 def created_index_names(sql: str) -> list[str]:

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "migrations"))
 
 from migrator.files import (  # noqa: E402 - needs the migrations folder on the path
+    Allow,
     Column,
     MigrationFileError,
     load_migration,
@@ -25,7 +26,8 @@ GOOD = """\
 -- adds-column: call_log.amount numeric(10, 2)
 -- touches: call_log, call_event
 -- transaction: false
--- allow: drop-column, rename
+-- allow: drop-column because no release reads it since 0041
+-- allow: rename-column because   the 0040 release reads both names
 -- a free comment, not a header line
 ALTER TABLE call_log ADD COLUMN started_at TIMESTAMP;
 -- adds-column: call_log.after_body text
@@ -58,7 +60,11 @@ def test_a_good_header_is_parsed(tmp_path: Path) -> None:
     )
     assert migration.touches == ("call_log", "call_event")
     assert migration.transactional is False
-    assert migration.allow == frozenset({"drop-column", "rename"})
+    assert migration.allows == (
+        Allow("drop-column", "no release reads it since 0041", 7),
+        Allow("rename-column", "the 0040 release reads both names", 8),
+    )
+    assert migration.allow == frozenset({"drop-column", "rename-column"})
     assert len(migration.checksum) == 64
 
 
@@ -82,7 +88,8 @@ def test_defaults_without_header(tmp_path: Path) -> None:
         ("0109_call_log.sql", "-- adds-column: call_log.x\nSELECT 1;", "table.column type"),
         ("0109_call_log.sql", "-- adds-column: 1call.x int\nSELECT 1;", "table.column type"),
         ("0109_call_log.sql", "-- transaction: no\nSELECT 1;", "true or false"),
-        ("0109_call_log.sql", "-- allow: drop-column, truncate\nSELECT 1;", "unknown allow"),
+        ("0109_call_log.sql", "-- allow: truncate because x\nSELECT 1;", "unknown lint rule"),
+        ("0109_call_log.sql", "-- allow: drop-column\nSELECT 1;", "RULE because REASON"),
     ],
 )
 def test_bad_files_are_refused_with_one_line(

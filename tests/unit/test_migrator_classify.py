@@ -6,6 +6,7 @@ of every file next to its findings (squawk runs for real, as in test_migrator_li
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sys
@@ -242,7 +243,7 @@ def test_project_migrations_are_online() -> None:
     results = lint.lint_results(
         [load_migration(VERSIONS / name) for name in sorted(p.name for p in VERSIONS.iterdir())]
     )
-    assert [(result.version, result.classification.kind) for result in results] == [
+    assert [(result.migration.version, result.classification.kind) for result in results] == [
         (1, lint.ONLINE),
         (2, lint.ONLINE),
         (109, lint.ONLINE),
@@ -274,17 +275,21 @@ def test_lint_json_reports_class_and_findings_per_file(tmp_path: Path) -> None:
     assert by_file[str(good)] == {
         "file": str(good),
         "version": 500,
+        "checksum": hashlib.sha256(good.read_bytes()).hexdigest(),
+        "verdict": "accepted",
         "class": "online",
         "class_reasons": [],
         "findings": [],
+        "allows": [],
     }
     offline = by_file[str(bad)]
     assert offline["version"] == 501
     assert offline["class"] == "offline"
     assert [reason["line"] for reason in offline["class_reasons"]] == [1, 2]
     assert offline["class_reasons"][0]["reason"].startswith("not recognised")
-    rules = {finding["rule"] for finding in offline["findings"]}
-    assert {"drop-column", "squawk/ban-drop-column"} <= rules
+    assert offline["verdict"] == "refused"
+    # squawk's ban-drop-column says the same as the project rule: reported once
+    assert [finding["rule"] for finding in offline["findings"]] == ["drop-column"]
     for finding in offline["findings"]:
         assert set(finding) == {"line", "rule", "message", "alternative"}
         assert finding["line"] == 2

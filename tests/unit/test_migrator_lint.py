@@ -19,6 +19,7 @@ if str(ROOT / "migrations") not in sys.path:
     sys.path.insert(0, str(ROOT / "migrations"))
 
 from migrator import lint  # noqa: E402
+from migrator import sql as sql_text  # noqa: E402
 from migrator.exitcodes import ExitCode  # noqa: E402
 from migrator.files import load_migration, load_migrations  # noqa: E402
 
@@ -262,8 +263,12 @@ def test_set_not_null_after_check_validated_in_an_earlier_migration(tmp_path: Pa
 DESTRUCTIVE = [
     ("drop-column", "ALTER TABLE call_log DROP COLUMN duration;", "drop-column"),
     ("drop-table", "DROP TABLE IF EXISTS call_log_old;", "drop-table"),
-    ("rename", "ALTER TABLE call_log RENAME COLUMN duration TO duration_legacy;", "rename-column"),
-    ("rename", "ALTER TABLE call_log_old RENAME TO call_log_archive;", "rename-table"),
+    (
+        "rename-column",
+        "ALTER TABLE call_log RENAME COLUMN duration TO duration_legacy;",
+        "rename-column",
+    ),
+    ("rename-table", "ALTER TABLE call_log_old RENAME TO call_log_archive;", "rename-table"),
     ("data-change", "UPDATE call_log SET status = 'done' WHERE status = 'ended';", "data-change"),
 ]
 
@@ -276,12 +281,17 @@ def test_header_flag_lets_destructive_change_through(
     assert code == ExitCode.LINT_FINDINGS
     assert rule in rules(lines)
     # squawk's own ban-drop-*/renaming-* rules are let through by the same flag
-    flagged = write(tmp_path, f"-- allow: {flag}\n{sql}", "0501_allowed.sql")
+    flagged = write(
+        tmp_path, f"-- allow: {flag} because no release uses it\n{sql}", "0501_allowed.sql"
+    )
     assert run(flagged) == (ExitCode.OK, ["lint: 0 finding(s) in 0 of 1 file(s) checked"])
 
 
 def test_flag_allows_only_what_it_names(tmp_path: Path) -> None:
-    path = write(tmp_path, "-- allow: rename\nALTER TABLE call_log DROP COLUMN duration;\n")
+    path = write(
+        tmp_path,
+        "-- allow: rename-column because unused\nALTER TABLE call_log DROP COLUMN duration;\n",
+    )
     assert "drop-column" in rules(run(path)[1])
 
 
@@ -294,7 +304,7 @@ def test_comments_strings_and_function_bodies_are_not_statements(tmp_path: Path)
         "/* DROP TABLE call_log; /* nested */ DELETE FROM call_log; */\n"
         "COMMENT ON TABLE call_log IS 'we never UPDATE; or DROP TABLE call_log;';\n"
         "CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
-        "BEGIN UPDATE call_log SET updated_at = now(); RETURN NEW; END;\n"
+        "BEGIN NEW.note := 'UPDATE call_log SET x = 1; DROP TABLE t'; RETURN NEW; END;\n"
         "$body$;\n"
     )
     assert run(write(tmp_path, sql)) == (
@@ -305,7 +315,7 @@ def test_comments_strings_and_function_bodies_are_not_statements(tmp_path: Path)
 
 def test_blank_keeps_offsets_and_lines() -> None:
     sql = "SELECT 'a;''b' -- c;\n/* x /* y */ z; */ $f$ body; $f$, E'\\'';\n\"q;\";"
-    blanked = lint.blank(sql)
+    blanked = sql_text.blank(sql)
     assert len(blanked) == len(sql)
     assert blanked.count("\n") == sql.count("\n")
     assert '"q;"' in blanked  # quoted identifiers are kept
@@ -441,6 +451,110 @@ def test_cli_lint(tmp_path: Path) -> None:
     found = migrator("lint", str(bad))
     assert found.returncode == ExitCode.LINT_FINDINGS, found.stderr
     assert f"{bad}:1: drop-column: " in found.stdout
-    assert (
-        "lint: 2 finding(s) in 1 of 1 file(s) checked" in found.stdout
-    )  # ours and squawk/ban-drop-column
+    # ours only: squawk/ban-drop-column says the same of the same statement
+    assert "lint: 1 finding(s) in 1 of 1 file(s) checked" in found.stdout
+
+
+# --- code the lint cannot see into -------------------------------------------------------
+
+OPAQUE = [
+    pytest.param(
+        "do-block",
+        "DO $$ BEGIN EXECUTE 'ALTER TABLE call_log DROP COLUMN duration'; END $$;",
+        "DO $$ BEGIN RAISE NOTICE 'ALTER TABLE call_log DROP COLUMN x'; END $$;",
+        id="do-execute",
+    ),
+    pytest.param(
+        "do-block",
+        "DO LANGUAGE plpgsql $body$ BEGIN UPDATE call_log SET status = 'x'; END $body$;",
+        "DO $body$ BEGIN RAISE NOTICE 'nothing to change'; END $body$;",
+        id="do-update",
+    ),
+    pytest.param("do-block", "CALL archive_calls(30);", "SELECT 1;", id="call"),
+    pytest.param(
+        "function-body",
+        "CREATE FUNCTION purge() RETURNS void LANGUAGE sql AS 'DELETE FROM call_log';",
+        "CREATE FUNCTION twice(n int) RETURNS int LANGUAGE sql AS 'SELECT n * 2';",
+        id="sql-function-delete",
+    ),
+    pytest.param(
+        "function-body",
+        "CREATE OR REPLACE PROCEDURE p() LANGUAGE plpgsql AS $f$\n"
+        "BEGIN EXECUTE format('TRUNCATE %I', 'call_log'); END $f$;",
+        "CREATE OR REPLACE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $f$\n"
+        "BEGIN NEW.updated_at := now(); RETURN NEW; END $f$;",
+        id="procedure-execute-vs-trigger-function",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rule", "bad", "safe"), OPAQUE)
+def test_code_the_lint_cannot_see_into_is_refused(
+    tmp_path: Path, rule: str, bad: str, safe: str
+) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "safe").mkdir()
+    assert rule in lint_sql(tmp_path / "bad", bad)
+    assert lint_sql(tmp_path / "safe", safe) == []
+
+
+def test_squawk_does_not_see_into_a_do_block(tmp_path: Path) -> None:
+    sql = "DO $$ BEGIN EXECUTE 'ALTER TABLE call_log DROP COLUMN duration'; END $$;\n"
+    assert lint_sql(tmp_path, sql) == ["do-block"]  # no squawk/ban-drop-column
+
+
+def test_an_opt_in_with_its_reason_lets_a_do_block_through_and_is_reported(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "-- allow: do-block because it only creates the enum type when missing\n"
+        "DO $$ BEGIN CREATE TYPE call_kind AS ENUM ('in', 'out');"
+        " EXCEPTION WHEN duplicate_object THEN NULL; END $$;\n",
+    )
+    (result,) = lint.lint_results([load_migration(path)])
+    assert result.verdict == "accepted"
+    assert result.as_dict()["allows"] == [
+        {"line": 1, "rule": "do-block", "reason": "it only creates the enum type when missing"}
+    ]
+
+
+# --- changes PostgreSQL makes without a rewrite -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "refused"),
+    [
+        ("TYPE varchar(120)", False),  # widening a varchar
+        ("TYPE text", False),  # varchar to text
+        ("SET DATA TYPE varchar", False),  # to an unbounded varchar
+        ("TYPE varchar(20)", True),  # narrowing checks every row
+        ("TYPE bigint USING name::bigint", True),  # another type: rewrite
+    ],
+)
+def test_widening_a_varchar_is_accepted_narrowing_is_not(
+    tmp_path: Path, change: str, refused: bool
+) -> None:
+    write(tmp_path, "CREATE TABLE agent (id bigint PRIMARY KEY, name varchar(60));\n", "0400_a.sql")
+    late = write(tmp_path, f"ALTER TABLE agent ALTER COLUMN name {change};\n", "0500_widen.sql")
+    found = rules(run(late)[1])
+    assert ("column-type-change" in found) is refused
+    # squawk's changing-column-type is the same concern: never reported beside ours
+    assert "squawk/changing-column-type" not in found
+
+
+# --- one tokenizer -------------------------------------------------------------------------
+
+
+def test_lint_and_runner_split_statements_alike() -> None:
+    sql = (
+        "SELECT E'it\\'s; fine';\n"
+        "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $fn_1$ SELECT ';' $fn_1$;\n"
+        'COMMENT ON COLUMN call_log."odd;""name" IS $$ a; b $$;\n'
+        "SELECT $été$ ; $été$;\n"
+        "/* a; /* b; */ c; */ SELECT 2"
+    )
+    runner = sql_text.split_statements(sql)
+    linted = list(lint.statements(sql))
+    assert len(runner) == len(linted) == 5
+    assert [statement.line for statement in linted] == [1, 2, 3, 4, 5]
