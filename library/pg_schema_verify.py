@@ -21,8 +21,8 @@ description:
     as all of its columns missing. An expected type the server does not know is reported as
     mismatched.
   - The expected columns are written once, in the migration files' own headers. The deploy
-    takes them from the migrate image's C(plan) (the C(declared_columns) filter); the
-    P(migration_columns#lookup) lookup reads them from a checkout.
+    takes them from the migrate image's C(plan) (the C(declared_columns) filter), never from
+    the control node's checkout.
 version_added: "0.1.0"
 author: prosaas-deploy
 options:
@@ -61,10 +61,10 @@ EXAMPLES = r"""
         ended_at: timestamp
         duration_sec: integer
 
-- name: Check every column the migrations up to 109 declare, taken from their headers
+- name: Check every column the applied migrations declare, as the migrate image's plan says
   pg_schema_verify:
     dsn: "{{ prosaas_database_url }}"
-    columns: "{{ lookup('migration_columns', dir='migrations/versions', up_to=109) }}"
+    columns: "{{ preflight_plan.migrations | declared_columns(preflight_plan.applied) }}"
     schema: public
     connect_timeout: 5
 """

@@ -154,9 +154,16 @@ build_image() {
         >>"$PROSAAS_STATE/build.log" 2>&1 || die "docker build of $tag failed; see $PROSAAS_STATE/build.log"
 }
 
+# The migrate image's build lints its migrations with the pinned squawk (migrations/Dockerfile).
+stage_squawk() {
+    install -D -m 0755 "$VENV/bin/squawk" "$PROSAAS_ROOT/migrations/.build/squawk" \
+        || die "cannot stage squawk for the migrate image's lint: is the virtualenv set up?"
+}
+
 build_images() {
     say "building the images (base: $BASE_IMAGE)"
     : >"$PROSAAS_STATE/build.log"
+    stage_squawk
     local tag context args arg
     while IFS=$'\t' read -r tag context args; do
         case "$tag" in '#'* | '') continue ;; esac

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -39,6 +40,8 @@ EPILOG = (
     "  DATABASE_URL         connection string (required except for lint --all / FILES);\n"
     "                       printed only as postgresql://user:***@host:port/db\n"
     "  MIGRATIONS_DIR       folder of NNNN_slug.sql files (default: versions/ by the package)\n"
+    "  MIGRATIONS_LINT      the lint record plan reports from (the image's build writes it);\n"
+    "                       unset, plan runs the lint itself\n"
     "  MIGRATOR_APPLIED_BY  applied_by recorded in the history (default: migrator@<hostname>)\n"
     "\nlock retries: attempt n waits at most min(LOCK_TIMEOUT_MS * 2**n, MAX_LOCK_TIMEOUT_MS)\n"
     "for its lock (100, 200, 400, 800, 1000, 1000 ... ms by default), 50-150 ms apart; no\n"
@@ -278,22 +281,66 @@ def cmd_plan(args: argparse.Namespace, env: dict[str, str], out: Output, summary
     summary["pending"] = [m.version for m in pending]
     summary["touches"] = sorted({table for m in pending for table in m.touches})
     schema = lint.Schema()  # carried through the files in version order, as classify wants
+    verdicts = lint_verdicts(migrations, env)
     summary["migrations"] = [
-        declaration(m, m.version in history, lint.classify(m, schema)) for m in migrations
+        {
+            **declaration(m, m.version in history, lint.classify(m, schema)),
+            **verdicts.get((m.path.name, m.checksum), NOT_LINTED),
+        }
+        for m in migrations
     ]
     if not pending:
         out.say("nothing to do: every migration is applied")
-    classes = {m["version"]: m["class"] for m in summary["migrations"]}
+    planned = {m["version"]: m for m in summary["migrations"]}
     for migration in pending:
         mode = "in a transaction" if migration.transactional else "outside a transaction"
         tables = ", ".join(migration.touches) or "-"
+        entry = planned[migration.version]
         out.say(
-            f"would apply {migration.label} ({classes[migration.version]}; {mode};"
-            f" touches {tables})"
+            f"would apply {migration.label} ({entry['class']}; {mode}; touches {tables};"
+            f" lint {entry['verdict']})"
         )
         for column in migration.columns:
             out.say(f"    adds {column.table}.{column.name} {column.type}")
+        for allow in entry["allows"]:
+            out.say(f"    allows {allow['rule']} because {allow['reason']}")
+        for finding in entry["findings"]:
+            out.say(f"    line {finding['line']}: {finding['rule']}: {finding['message']}")
     return ExitCode.OK
+
+
+# What plan says of a file that no lint record vouches for (or whose checksum differs).
+NOT_LINTED = {"verdict": "not linted", "findings": [], "allows": []}
+
+
+def lint_verdicts(
+    migrations: list[files.Migration], env: dict[str, str]
+) -> dict[tuple[str, str], dict]:
+    """(file name, checksum) -> verdict, findings and opt-ins of the lint.
+
+    In the migrate image they come from the record its build wrote (MIGRATIONS_LINT): the
+    build lints with squawk, which the image does not carry. Elsewhere the lint runs now.
+    """
+    record = env.get("MIGRATIONS_LINT")
+    if record:
+        try:
+            linted = json.loads(Path(record).read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise db.MigratorError(
+                ExitCode.BAD_MIGRATION_FILE,
+                f"the lint record {record} cannot be read ({exc}): rebuild the migrate image",
+            ) from None
+    else:
+        try:
+            linted = [result.as_dict() for result in lint.lint_results(migrations)]
+        except lint.SquawkUnavailable as error:
+            raise db.MigratorError(ExitCode.LINT_FINDINGS, str(error)) from None
+    return {
+        (Path(item["file"]).name, item["checksum"]): {
+            key: item[key] for key in ("verdict", "findings", "allows")
+        }
+        for item in linted
+    }
 
 
 def declaration(

@@ -85,6 +85,33 @@ def declared_columns(migrations: list[dict[str, Any]], versions: list[int]) -> d
     return found
 
 
+def lint_refusal(migrations: list[dict[str, Any]], image: str) -> str:
+    """One line naming each pending migration the migrate image's lint does not vouch for."""
+    named = []
+    for migration in migrations:
+        first = (migration.get("findings") or [{}])[0]
+        detail = f" (line {first['line']} {first['rule']}: {first['message']})" if first else ""
+        verdict = migration["verdict"]
+        said = "refused by the lint" if verdict == "refused" else verdict
+        named.append(f"{migration['file']}: {said}{detail}")
+    return (
+        f"the migrate image {image} does not vouch for {'; '.join(named)}: build the image"
+        " again from a commit whose `python -m migrator lint` passes"
+    )
+
+
+def _pending_line(plan: dict[str, Any]) -> str:
+    """``109 (online)``, with each opt-in of the lint and its reason."""
+    by_version = {m.get("version"): m for m in plan.get("migrations") or []}
+    named = []
+    for version in plan.get("pending") or []:
+        migration = by_version.get(version, {})
+        notes = [migration["class"]] if migration.get("class") else []
+        notes += [f"allows {a['rule']} because {a['reason']}" for a in migration.get("allows", [])]
+        named.append(f"{version} ({'; '.join(notes)})" if notes else str(version))
+    return f"migrations pending before the deploy: {', '.join(named) or 'none'}"
+
+
 def phase_durations(marks: dict[str, float]) -> dict[str, float]:
     """Seconds each phase took, from the time each phase (and 'end') was entered."""
     ordered = sorted(marks.items(), key=lambda item: item[1])
@@ -148,11 +175,8 @@ def deploy_summary(report: dict[str, Any]) -> str:
             "phases: " + ", ".join(f"{name} {_seconds(took)}" for name, took in phases.items())
         )
     plan = report.get("plan") or {}
-    pending = plan.get("pending")
-    if pending is not None:
-        classes = {m.get("version"): m.get("class") for m in plan.get("migrations") or []}
-        named = [f"{v} ({classes[v]})" if classes.get(v) else str(v) for v in pending]
-        lines.append(f"migrations pending before the deploy: {', '.join(named) or 'none'}")
+    if plan.get("pending") is not None:
+        lines.append(_pending_line(plan))
     lines.append(f"downtime: {_seconds(report.get('downtime_s'))}")
     migrate = report.get("migrate") or {}
     if migrate:
@@ -335,6 +359,7 @@ class FilterModule:
             "tag_conflicts": tag_conflicts,
             "image_plan": image_plan,
             "declared_columns": declared_columns,
+            "lint_refusal": lint_refusal,
             "deploy_summary": deploy_summary,
             "phase_durations": phase_durations,
             "downtime": downtime,

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -182,8 +183,6 @@ class Stack:
     prefix: str
     extravars: dict
     tmp_path: Path
-    # The migration lint runs in preflight only where a test is about what it refuses.
-    lint: bool = False
     # The project's inventory name, or the path of a test's own.
     inventory: str = "local"
 
@@ -191,7 +190,6 @@ class Stack:
     def vars_for(self, version: str, **extra: Any) -> dict:
         return {
             **self.extravars,
-            "preflight_lint": self.lint,
             "prosaas_app_version": version,
             **extra,
         }
@@ -544,20 +542,43 @@ def broken_migrate_image(build_image, base_image: str, tmp_path_factory) -> str:
     return build_image(folder, "prosaas-demo/migrate:v2-broken", {"BASE_IMAGE": base_image})
 
 
-GHOST_MIGRATION = """\
--- description: declares a column it never creates (test-only)
--- adds-column: call_log.ghost integer
--- touches: call_log
-COMMENT ON TABLE call_log IS 'ghost';
-"""
+GHOST_DECLARATION = "-- adds-column: call_log.ghost integer\n"
 
 
 @pytest.fixture(scope="session")
 def ghost_migrate_image(build_image, base_image: str, tmp_path_factory) -> str:
-    """A migrate image with migrations up to 0110_ghost, which the checkout does not have."""
+    """A migrate image whose 0109 header also declares call_log.ghost, which 0109 never
+    creates; the checkout's copy of 0109 does not declare it."""
     folder = copy_migrations(tmp_path_factory.mktemp("ghost") / "migrations")
-    (folder / "versions" / "0110_ghost.sql").write_text(GHOST_MIGRATION)
+    migration = folder / "versions" / "0109_call_log_timing.sql"
+    migration.write_text(GHOST_DECLARATION + migration.read_text())
     return build_image(folder, "prosaas-demo/migrate:v2-ghost", {"BASE_IMAGE": base_image})
+
+
+@pytest.fixture(scope="session")
+def unvouched_migrate_image(build_image, tmp_path_factory) -> str:
+    """migrate:v2 with a lint record that refuses 0109: an image built some other way."""
+    folder = tmp_path_factory.mktemp("unvouched")
+    record = subprocess.run(
+        [sys.executable, "-m", "migrator", "lint", "--all", "--json"],
+        cwd=ROOT / "migrations",
+        env={**os.environ, "PYTHONPATH": str(ROOT / "migrations")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    linted = json.loads(record.stdout.splitlines()[-1])
+    for entry in linted["files"]:
+        if entry["version"] == 109:
+            entry["verdict"] = "refused"
+            entry["findings"] = [
+                {"line": 6, "rule": "column-type-change", "message": "rewrites call_log"}
+            ]
+    (folder / "lint.json").write_text(json.dumps(linted))
+    (folder / "Dockerfile").write_text(
+        "FROM prosaas-demo/migrate:v2\nCOPY lint.json /app/lint.json\n"
+    )
+    return build_image(folder, "prosaas-demo/migrate:v2-unvouched")
 
 
 @pytest.fixture(scope="session")

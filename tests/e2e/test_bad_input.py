@@ -7,7 +7,6 @@ healthy, no lock is left and no release was recorded as started.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,22 +33,12 @@ def with_worker(change: Callable[[dict], None]) -> list[dict]:
     return services
 
 
-def bad_header_migrations(tmp_path: Path) -> str:
-    folder = tmp_path / "versions"
-    shutil.copytree(ROOT / "migrations" / "versions", folder)
-    migration = folder / "0109_call_log_timing.sql"
-    text = migration.read_text().replace(
-        "-- adds-column: call_log.duration_sec integer", "-- adds-column: call_log.duration_sec"
-    )
-    migration.write_text(text)
-    return str(folder)
-
-
 @dataclass(frozen=True)
 class BadInput:
     name: str
     extravars: Callable[[Path], dict[str, Any]]
     names: tuple[str, ...]  # what the failure line must name
+    migrate_image: str = ""  # a fixture giving the case's migrate image, if it has one
 
 
 CASES = [
@@ -97,9 +86,10 @@ CASES = [
         ("prosaas_image_retention", "at least 1"),
     ),
     BadInput(
-        "malformed migration header",
-        lambda tmp: {"prosaas_migrations_dir": bad_header_migrations(tmp)},
-        ("0109_call_log_timing.sql", "adds-column"),
+        "a migrate image whose lint refused a pending migration",
+        lambda _: {},
+        ("0109_call_log_timing.sql", "refused by the lint", "column-type-change"),
+        migrate_image="unvouched_migrate_image",
     ),
 ]
 
@@ -113,14 +103,16 @@ def not_failed(history: list[dict]) -> list[dict]:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_bad_input_stops_before_anything_is_touched(
-    v1_stack: Stack, case: BadInput, tmp_path: Path
+    v1_stack: Stack, case: BadInput, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     stack = v1_stack
-    stack.lint = True  # a malformed header is refused by the migration lint
     before = {service: stack.container(service).id for service in APP_SERVICES}
     history = stack.history()
+    extra = case.extravars(tmp_path)
+    if case.migrate_image:
+        extra["prosaas_migrate_image"] = request.getfixturevalue(case.migrate_image)
 
-    run = stack.deploy("v2", **case.extravars(tmp_path))
+    run = stack.deploy("v2", **extra)
 
     assert run.rc != 0, run.describe()
     line = run.failure.strip()

@@ -70,7 +70,7 @@ class ManyHosts:
         args = playbook_args(
             playbook,
             self.base,
-            {**self.extravars, "preflight_lint": False, "prosaas_app_version": version, **extra},
+            {**self.extravars, "prosaas_app_version": version, **extra},
         )
         return ansible_runner.run(**{**args, "inventory": str(self.inventory)})
 

@@ -93,6 +93,13 @@ def test_up_to_stops_after_that_version_and_status_plan_verify(database: str) ->
     assert declared[109]["touches"] == ["call_log"]
     # Three nullable columns without a default: only the catalog changes.
     assert (declared[109]["class"], declared[109]["class_reasons"]) == ("online", [])
+    # From a checkout the lint runs now (squawk is in the virtualenv): 109 is accepted.
+    assert (declared[109]["verdict"], declared[109]["findings"]) == ("accepted", [])
+    assert declared[109]["allows"] == []
+    assert (
+        "would apply 0109_call_log_timing (online; in a transaction; touches call_log;"
+        " lint accepted)" in plan.stdout
+    )
     assert applied_versions(database) == [1, 2]
 
     status = run_migrator(database, "status", "--json")
@@ -281,3 +288,30 @@ def test_help_documents_the_exit_codes() -> None:
 def test_columns_are_listed_with_the_seed_query(database: str) -> None:
     assert run_migrator(database, "up").code == OK
     assert call_log_columns(database) == set(TIMING_COLUMNS)
+
+
+def test_plan_reports_from_a_lint_record_and_vouches_only_for_its_checksums(
+    database: str, tmp_path: Path
+) -> None:
+    linted = run_migrator(None, "lint", "--all", "--json")
+    assert linted.code == OK, linted.output
+    record = linted.summary
+    for entry in record["files"]:
+        if entry["version"] == 2:
+            entry["verdict"] = "refused"
+            entry["findings"] = [{"line": 4, "rule": "index-not-concurrent", "message": "m"}]
+        if entry["version"] == 109:
+            entry["checksum"] = "0" * 64  # the record is not of these files
+    path = tmp_path / "lint.json"
+    path.write_text(json.dumps(record))
+
+    plan = run_migrator(database, "plan", MIGRATIONS_LINT=str(path))
+    assert plan.code == OK, plan.output
+    verdicts = {m["version"]: m["verdict"] for m in plan.summary["migrations"]}
+    assert verdicts == {1: "accepted", 2: "refused", 109: "not linted"}
+    assert "line 4: index-not-concurrent: m" in plan.stdout
+
+    path.write_text("{not json")
+    broken = run_migrator(database, "plan", MIGRATIONS_LINT=str(path))
+    assert broken.code == BAD_FILE, broken.output
+    assert f"the lint record {path} cannot be read" in broken.stderr

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import conninfo
 
-from tests.conftest import host_stats, run_module, run_playbook
+from tests.conftest import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING = {"started_at": "timestamp", "ended_at": "timestamp", "duration_sec": "integer"}
@@ -248,25 +248,3 @@ def test_bad_parameters_fail_naming_the_parameter(
     assert named in run.result["msg"]
     assert "\n" not in run.result["msg"]
     assert_no_secret(database, str(run.result), run.stdout)
-
-
-def test_the_lookup_gives_109s_columns_and_verify_passes(tmp_path: Path, database: str) -> None:
-    create_call_log(database)
-    runner = run_playbook("tests/playbooks/verify_columns.yml", tmp_path, {"dsn": database})
-    results = {
-        event["event_data"]["task"]: event["event_data"]["res"]
-        for event in runner.events
-        if event.get("event") in ("runner_on_ok", "runner_on_failed")
-    }
-    assert results["Show the expected columns"]["expected_columns"] == {"call_log": TIMING}
-    assert results["Check them in the database"]["missing"] == MISSING
-    assert host_stats(runner)["failures"] == 1
-    assert_no_secret(database, runner.stdout.read())
-
-    apply_109(database)
-    runner = run_playbook("tests/playbooks/verify_columns.yml", tmp_path, {"dsn": database})
-    stats = host_stats(runner)
-    assert runner.rc == 0
-    assert stats["failures"] == 0
-    assert stats["changed"] == 0
-    assert_no_secret(database, runner.stdout.read())

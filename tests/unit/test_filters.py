@@ -88,6 +88,44 @@ def test_deploy_summary_names_outcome_images_and_rollback() -> None:
     assert summary[-1] == "report: /r/R2.json"
 
 
+def test_summary_shows_each_opt_in_of_the_lint_with_its_reason() -> None:
+    plan = {
+        "pending": [110, 111],
+        "migrations": [
+            {
+                "version": 110,
+                "class": "offline",
+                "allows": [{"rule": "drop-column", "reason": "no release reads it", "line": 2}],
+            },
+            {"version": 111, "class": "online", "allows": []},
+        ],
+    }
+    summary = filters.deploy_summary({"plan": plan}).splitlines()
+    assert (
+        "migrations pending before the deploy:"
+        " 110 (offline; allows drop-column because no release reads it), 111 (online)"
+    ) in summary
+
+
+def test_lint_refusal_names_each_file_its_verdict_and_first_finding() -> None:
+    line = filters.lint_refusal(
+        [
+            {
+                "file": "0110_drop.sql",
+                "verdict": "refused",
+                "findings": [{"line": 3, "rule": "drop-column", "message": "drops column x"}],
+            },
+            {"file": "0111_new.sql", "verdict": "not linted", "findings": []},
+        ],
+        "reg/migrate:v3",
+    )
+    assert line == (
+        "the migrate image reg/migrate:v3 does not vouch for 0110_drop.sql: refused by the"
+        " lint (line 3 drop-column: drops column x); 0111_new.sql: not linted: build the image"
+        " again from a commit whose `python -m migrator lint` passes"
+    )
+
+
 def test_inventory_problems_name_the_variable_the_entry_and_the_fix() -> None:
     lists = {
         "prosaas_infra_services": [{"name": "redis", "image": "redis:7"}],

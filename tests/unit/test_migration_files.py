@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -38,14 +37,6 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def load_plugin():
-    path = ROOT / "plugins" / "lookup" / "migration_columns.py"
-    spec = importlib.util.spec_from_file_location("migration_columns_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_good_header_is_parsed(tmp_path: Path) -> None:
@@ -135,84 +126,3 @@ def test_the_real_0109_declares_the_three_timing_columns() -> None:
         Column("call_log", "ended_at", "timestamp"),
         Column("call_log", "duration_sec", "integer"),
     )
-
-
-# --- the lookup's own logic (plugins/lookup/migration_columns.py) ---------------------
-
-
-def test_columns_of_lets_a_later_migration_win(tmp_path: Path) -> None:
-    plugin = load_plugin()
-    write(tmp_path, "0002_b.sql", "-- adds-column: t.x bigint\n-- adds-column: u.y text\nSELECT 1;")
-    write(
-        tmp_path, "0001_a.sql", "-- adds-column: t.x integer\n-- adds-column: t.z date\nSELECT 1;"
-    )
-    columns = plugin.columns_of(load_migrations(tmp_path))
-    assert columns == {"t": {"x": "bigint", "z": "date"}, "u": {"y": "text"}}
-
-
-def test_choose_by_versions_or_up_to() -> None:
-    plugin = load_plugin()
-    migrations = load_migrations(ROOT / "migrations" / "versions")
-    assert [m.version for m in plugin.choose(migrations, [109, 1], None)] == [1, 109]
-    assert [m.version for m in plugin.choose(migrations, None, 2)] == [1, 2]
-    assert [m.version for m in plugin.choose(migrations, None, None)] == [1, 2, 109]
-    with pytest.raises(plugin.AnsibleLookupError, match="no migration file for version"):
-        plugin.choose(migrations, [3, 109], None)
-
-
-def test_a_relative_dir_is_found_from_the_playbook_folder_upwards() -> None:
-    plugin = load_plugin()
-    found = plugin.resolve_dir("migrations/versions", str(ROOT / "tests" / "playbooks"))
-    assert found == ROOT / "migrations" / "versions"
-    with pytest.raises(plugin.AnsibleLookupError, match="no folder no/such/dir"):
-        plugin.resolve_dir("no/such/dir", str(ROOT / "tests"))
-
-
-def run_lookup(**options):
-    """The plugin as Ansible loads it (so its documented options apply), from playbooks/."""
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415 - only these tests need it
-    from ansible.plugins.loader import lookup_loader  # noqa: PLC0415
-
-    lookup_loader.add_directory(str(ROOT / "plugins" / "lookup"))
-    loader = DataLoader()
-    loader.set_basedir(str(ROOT / "playbooks"))
-    return lookup_loader.get("migration_columns", loader=loader).run([], variables={}, **options)
-
-
-def test_the_lookup_returns_one_mapping() -> None:
-    assert run_lookup(up_to=109)[0]["call_log"]["duration_sec"] == "integer"
-    assert run_lookup(versions=[109]) == [
-        {
-            "call_log": {
-                "started_at": "timestamp",
-                "ended_at": "timestamp",
-                "duration_sec": "integer",
-            }
-        }
-    ]
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"versions": [109], "up_to": 109}, "mutually exclusive"),
-        ({"dir": "no/such/dir"}, "no folder no/such/dir"),
-        ({"versions": [7]}, "no migration file for version(s) 0007"),
-    ],
-)
-def test_lookup_errors_are_one_line(options: dict, message: str) -> None:
-    from ansible.errors import AnsibleLookupError  # noqa: PLC0415
-
-    with pytest.raises(AnsibleLookupError) as raised:
-        run_lookup(**options)
-    assert message in raised.value.message
-    assert "\n" not in raised.value.message
-
-
-def test_a_bad_file_fails_the_lookup_naming_it(tmp_path: Path) -> None:
-    from ansible.errors import AnsibleLookupError  # noqa: PLC0415
-
-    write(tmp_path, "0001_ok.sql", "SELECT 1;")
-    write(tmp_path, "0002_bad.sql", "-- transaction: sometimes\nSELECT 1;")
-    with pytest.raises(AnsibleLookupError, match=r"migration_columns: 0002_bad\.sql:1: "):
-        run_lookup(dir=str(tmp_path))
