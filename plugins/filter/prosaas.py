@@ -100,8 +100,9 @@ def lint_refusal(migrations: list[dict[str, Any]], image: str) -> str:
     )
 
 
-def _pending_line(plan: dict[str, Any]) -> str:
-    """``109 (online)``, with each opt-in of the lint and its reason."""
+def pending_migrations(plan: dict[str, Any]) -> str:
+    """``109 (online), 110 (offline; allows RULE because REASON)``, or ``none``: the plan's
+    pending migrations with their class and each opt-in of the lint with its reason."""
     by_version = {m.get("version"): m for m in plan.get("migrations") or []}
     named = []
     for version in plan.get("pending") or []:
@@ -109,7 +110,7 @@ def _pending_line(plan: dict[str, Any]) -> str:
         notes = [migration["class"]] if migration.get("class") else []
         notes += [f"allows {a['rule']} because {a['reason']}" for a in migration.get("allows", [])]
         named.append(f"{version} ({'; '.join(notes)})" if notes else str(version))
-    return f"migrations pending before the deploy: {', '.join(named) or 'none'}"
+    return ", ".join(named) or "none"
 
 
 def phase_durations(marks: dict[str, float]) -> dict[str, float]:
@@ -176,7 +177,7 @@ def deploy_summary(report: dict[str, Any]) -> str:
         )
     plan = report.get("plan") or {}
     if plan.get("pending") is not None:
-        lines.append(_pending_line(plan))
+        lines.append(f"migrations pending before the deploy: {pending_migrations(plan)}")
     lines.append(f"downtime: {_seconds(report.get('downtime_s'))}")
     migrate = report.get("migrate") or {}
     if migrate:
@@ -360,6 +361,7 @@ class FilterModule:
             "image_plan": image_plan,
             "declared_columns": declared_columns,
             "lint_refusal": lint_refusal,
+            "pending_migrations": pending_migrations,
             "deploy_summary": deploy_summary,
             "phase_durations": phase_durations,
             "downtime": downtime,

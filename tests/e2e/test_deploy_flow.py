@@ -309,6 +309,29 @@ def test_4_migration_declaring_a_column_it_does_not_create_fails_verify_and_roll
     assert "call_log.ghost" in column_names(report["verify"]["missing"]), report["verify"]
 
 
+def test_4b_check_shows_each_pending_migration_as_the_migrate_image_classifies_it(
+    v1_stack: Stack,
+) -> None:
+    stack = v1_stack
+    before = {service: stack.container(service).id for service in APP_SERVICES}
+    history = stack.history()
+
+    checked = stack.play("deploy.yml", "v2", "--check")
+
+    assert checked.rc == 0, checked.describe()
+    plan = [
+        line
+        for event in checked.events
+        if event.get("event") == "runner_on_ok"
+        and event["event_data"].get("task", "").startswith("Show the plan")
+        for line in event["event_data"]["res"]["msg"]
+    ]
+    assert "pending migrations: 109 (online)" in plan, plan
+    assert {service: stack.container(service).id for service in APP_SERVICES} == before
+    assert stack.history() == history
+    assert 109 not in stack.applied_versions()
+
+
 def test_5_v2_that_never_turns_healthy_rolls_back_to_v1(
     v1_stack: Stack, unhealthy_app_image: str
 ) -> None:
