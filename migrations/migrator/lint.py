@@ -146,6 +146,8 @@ HIDDEN_CHANGE = re.compile(
     r"|alter|drop|create|grant|revoke|comment\s+on|reindex|cluster|vacuum|lock\s+table"
     r"|execute|call|perform)\b"
 )
+# A migration's top-level SELECT of a function is there for what the function does.
+SELECT_CALL = re.compile(rf"^select\s+(?:(?:all|distinct)\s+)?({QUALIFIED})\s*\(")
 TYPE_CHANGE = re.compile(r"^(?:set\s+data\s+)?type\s+(?P<type>.*)$")
 
 
@@ -193,6 +195,8 @@ class Context:
     checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, name) -> col
     validated: set[tuple[str, str]] = field(default_factory=set)
     schema: Schema = field(default_factory=Schema)
+    # constraints added NOT VALID in the transaction now open: this file's, when wrapped
+    not_valid_here: set[tuple[str, str]] = field(default_factory=set)
 
     def proves_not_null(self, table: str, column: str) -> bool:
         return any(
@@ -207,7 +211,7 @@ Hit = tuple[str, str, str]  # rule, message, alternative
 
 def check_data_change(text: str) -> Iterator[Hit]:
     first = text.split(" ", 1)[0]
-    changes = first in ("update", "delete", "truncate", "copy")
+    changes = first in ("update", "delete", "truncate", "copy", "merge")
     changes |= first == "insert" and re.search(r"\bselect\b", text) is not None
     changes |= first == "with" and re.search(r"\b(?:update|delete|insert)\b", text) is not None
     if changes:
@@ -253,7 +257,7 @@ def check_alter_table(text: str, created: set[str], context: Context) -> Iterato
         elif constraint := ADD_CONSTRAINT.match(action):
             yield from check_add_constraint(constraint, table, context)
         elif validate := re.match(rf"^validate\s+constraint\s+(?P<name>{NAME})", action):
-            context.validated.add((table, validate["name"].replace('"', "")))
+            yield from check_validate(table, validate["name"].replace('"', ""), context)
         elif re.match(r"^set\s+(?:tablespace|logged|unlogged)\b", action):
             yield (
                 "table-rewrite",
@@ -294,6 +298,8 @@ def check_add_constraint(constraint: re.Match[str], table: str, context: Context
     rest = constraint["rest"]
     not_valid = re.search(r"\bnot\s+valid\b", rest) is not None
     name = (constraint["name"] or "").replace('"', "")
+    if not_valid and name:
+        context.not_valid_here.add((table, name))
     if kind == "check":
         proof = NOT_NULL_CHECK.match(rest)
         if proof and name:
@@ -306,7 +312,7 @@ def check_add_constraint(constraint: re.Match[str], table: str, context: Context
             f"adds a {kind.upper()} constraint on {table} without NOT VALID: scans the whole"
             " table while blocking writes",
             "ADD CONSTRAINT ... NOT VALID, then ALTER TABLE ... VALIDATE CONSTRAINT in a"
-            " separate statement (it does not block writes)",
+            " later migration (in its own transaction it does not block writes)",
         )
     elif kind in ("unique", "primary key") and not re.search(r"\busing\s+index\b", rest):
         yield (
@@ -314,6 +320,18 @@ def check_add_constraint(constraint: re.Match[str], table: str, context: Context
             f"adds a {kind.upper()} constraint on {table}: builds its index under ACCESS EXCLUSIVE",
             "CREATE UNIQUE INDEX CONCURRENTLY (own migration, `-- transaction: false`), then"
             f" ADD CONSTRAINT ... {kind.upper()} USING INDEX",
+        )
+
+
+def check_validate(table: str, name: str, context: Context) -> Iterator[Hit]:
+    context.validated.add((table, name))
+    if (table, name) in context.not_valid_here:
+        yield (
+            "constraint-not-valid",
+            f"validates {name} in the transaction that added it NOT VALID: the ADD's lock,"
+            f" which blocks writes to {table}, is held while VALIDATE scans the table",
+            "move ALTER TABLE ... VALIDATE CONSTRAINT to a later migration (in its own"
+            " transaction it does not block writes)",
         )
 
 
@@ -337,19 +355,22 @@ def check_alter_column(column: str, rest: str, table: str, context: Context) -> 
         yield (
             "set-not-null",
             f"SET NOT NULL on {table}.{column} scans the whole table under ACCESS EXCLUSIVE",
-            f"add CHECK ({column} IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT"
-            " NULL (PostgreSQL then skips the scan), and drop the CHECK",
+            f"add CHECK ({column} IS NOT NULL) NOT VALID; in a later migration VALIDATE"
+            " CONSTRAINT, then SET NOT NULL (PostgreSQL then skips the scan)",
         )
 
 
 def check_opaque_code(statement: Statement, sql: str) -> Iterator[Hit]:
-    """DO blocks, CALL, and function bodies: code the lint cannot follow statement by statement."""
+    """DO blocks, CALL, a SELECT of a function, and function bodies: code the lint cannot
+    follow statement by statement."""
     text = statement.text
-    if re.match(r"^call\b", text):
+    called = SELECT_CALL.match(text)
+    if called or re.match(r"^call\b", text):
+        what = f"SELECT runs {called[1]}()" if called else "CALL runs a procedure"
         yield (
             "do-block",
-            "CALL runs a procedure whose statements the lint cannot see",
-            "write the procedure's statements into the migration, or declare"
+            f"{what} whose statements the lint cannot see",
+            "write the routine's statements into the migration, or declare"
             " `-- allow: do-block because ...`",
         )
         return
@@ -452,11 +473,16 @@ class Verdict:
 
 def project_verdicts(migration: Migration, context: Context) -> list[Verdict]:
     created: set[str] = set()
-    return [
-        Verdict(statement, *hit)
-        for statement in statements(migration.sql)
-        for hit in check_statement(statement, migration, created, context)
-    ]
+    verdicts = []
+    context.not_valid_here.clear()
+    for statement in statements(migration.sql):
+        if not migration.transactional:
+            context.not_valid_here.clear()  # each statement commits on its own
+        verdicts += [
+            Verdict(statement, *hit)
+            for hit in check_statement(statement, migration, created, context)
+        ]
+    return verdicts
 
 
 def earlier_files(migrations: Iterable[Migration]) -> list[Migration]:
@@ -663,24 +689,25 @@ def find_squawk() -> str | None:
     return shutil.which("squawk")
 
 
-# A squawk rule that covers the same concern as a project rule. The project rule decides:
+# The project rules that cover the same concern as a squawk rule. The project rule decides:
 # it knows the earlier files, the header's opt-ins and the changes PostgreSQL makes without
-# a rewrite, so squawk's finding is dropped on a statement the project rule judged.
-SQUAWK_SAME_AS = {
-    "ban-drop-column": "drop-column",
-    "ban-drop-table": "drop-table",
-    "renaming-column": "rename-column",
-    "renaming-table": "rename-table",
-    "changing-column-type": "column-type-change",
-    "adding-not-nullable-field": "set-not-null",
-    "setting-not-nullable-field": "set-not-null",
-    "adding-foreign-key-constraint": "constraint-not-valid",
-    "constraint-missing-not-valid": "constraint-not-valid",
-    "adding-serial-primary-key-field": "constraint-builds-index",
-    "disallowed-unique-constraint": "constraint-builds-index",
-    "require-concurrent-index-creation": "index-not-concurrent",
-    "ban-concurrent-index-creation-in-transaction": "concurrently-in-transaction",
-    "adding-field-with-default": "volatile-default",
+# a rewrite, so squawk's finding is dropped on a statement one of them judged.
+SQUAWK_SAME_AS: dict[str, tuple[str, ...]] = {
+    "ban-drop-column": ("drop-column",),
+    "ban-drop-table": ("drop-table",),
+    "renaming-column": ("rename-column",),
+    "renaming-table": ("rename-table",),
+    "changing-column-type": ("column-type-change",),
+    "adding-not-nullable-field": ("set-not-null",),
+    "setting-not-nullable-field": ("set-not-null",),
+    "adding-foreign-key-constraint": ("constraint-not-valid",),
+    "constraint-missing-not-valid": ("constraint-not-valid", "constraint-builds-index"),
+    "adding-serial-primary-key-field": ("constraint-builds-index", "add-column-rewrite"),
+    "disallowed-unique-constraint": ("constraint-builds-index", "add-column-rewrite"),
+    "require-concurrent-index-creation": ("index-not-concurrent",),
+    "require-concurrent-reindex": ("reindex-not-concurrent",),
+    "ban-concurrent-index-creation-in-transaction": ("concurrently-in-transaction",),
+    "adding-field-with-default": ("volatile-default", "add-column-rewrite"),
 }
 
 
@@ -753,11 +780,11 @@ def squawk_findings(
     judged = {(verdict.statement.start, verdict.rule) for verdict in verdicts}
     found = []
     for hit in hits:
-        same_as = SQUAWK_SAME_AS.get(hit.rule)
-        if {f"squawk/{hit.rule}", same_as} & migration.allow:
+        same_as = SQUAWK_SAME_AS.get(hit.rule, ())
+        if {f"squawk/{hit.rule}", *same_as} & migration.allow:
             continue
         statement = statement_at(migration, hit.line)
-        if same_as and statement and (statement.start, same_as) in judged:
+        if statement and any((statement.start, rule) in judged for rule in same_as):
             continue
         found.append(Finding(label, hit.line, f"squawk/{hit.rule}", hit.message, hit.help))
     return found

@@ -81,6 +81,13 @@ BAD_AND_SAFE = [
         id="insert-select",
     ),
     pytest.param("data-change", "TRUNCATE call_log;", "SELECT 1;", id="truncate"),
+    pytest.param(
+        "data-change",
+        "MERGE INTO call_log c USING staging s ON c.call_sid = s.call_sid"
+        " WHEN MATCHED THEN UPDATE SET status = s.status;",
+        "SELECT 1;",
+        id="merge",
+    ),
     pytest.param("data-change", "COPY call_log FROM '/tmp/x.csv';", "SELECT 1;", id="copy"),
     pytest.param(
         "data-change",
@@ -175,7 +182,7 @@ BAD_AND_SAFE = [
         "constraint-not-valid",
         "ALTER TABLE call_log ADD CONSTRAINT fk FOREIGN KEY (agent_id) REFERENCES agent (id);",
         "ALTER TABLE call_log ADD CONSTRAINT fk FOREIGN KEY (agent_id) REFERENCES agent (id)"
-        " NOT VALID;\nALTER TABLE call_log VALIDATE CONSTRAINT fk;",
+        " NOT VALID;",
         id="foreign-key",
     ),
     pytest.param(
@@ -258,6 +265,16 @@ def test_set_not_null_after_check_validated_in_an_earlier_migration(tmp_path: Pa
         "ALTER TABLE call_log ALTER COLUMN status SET NOT NULL;\n",
     )
     assert "set-not-null" in rules(run(other / "0500_bad.sql")[1])
+
+
+def test_validate_in_the_transaction_that_added_the_constraint(tmp_path: Path) -> None:
+    add = "ALTER TABLE call_log ADD CONSTRAINT pos CHECK (duration >= 0) NOT VALID;\n"
+    validate = "ALTER TABLE call_log VALIDATE CONSTRAINT pos;\n"
+    # one wrapped file: the ADD's lock is still held while VALIDATE scans; reported once
+    assert lint_sql(tmp_path, add + validate) == ["constraint-not-valid"]
+    # in a later migration VALIDATE has a transaction of its own
+    write(tmp_path, add, "0400_add.sql")
+    assert lint_sql(tmp_path, validate) == []
 
 
 DESTRUCTIVE = [
@@ -361,15 +378,36 @@ def test_output_sorted_by_file_and_line(tmp_path: Path) -> None:
 # --- squawk ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("REINDEX TABLE call_log;", "reindex-not-concurrent"),
+        ("ALTER TABLE call_log ADD COLUMN ext_id text UNIQUE;", "add-column-rewrite"),
+        ("ALTER TABLE call_log ADD COLUMN n bigint PRIMARY KEY;", "add-column-rewrite"),
+        (
+            "ALTER TABLE call_log ADD COLUMN n int GENERATED ALWAYS AS IDENTITY;",
+            "add-column-rewrite",
+        ),
+        ("ALTER TABLE call_log ADD CONSTRAINT pk PRIMARY KEY (id);", "constraint-builds-index"),
+    ],
+)
+def test_squawk_rule_of_the_same_concern_is_reported_once(
+    tmp_path: Path, sql: str, rule: str
+) -> None:
+    # squawk finds these too (require-concurrent-reindex, disallowed-unique-constraint,
+    # adding-serial-primary-key-field, adding-field-with-default, constraint-missing-not-valid)
+    assert lint_sql(tmp_path, sql) == [rule]
+
+
 def test_squawk_finding_is_reported(tmp_path: Path) -> None:
-    # our own rules have nothing against these; squawk does (prefer-text-field, ban-char-field)
-    sql = "CREATE TABLE agent (id bigint PRIMARY KEY, name varchar(100), code char(2));\n"
+    # our own rules have nothing against this; squawk does (ban-char-field)
+    sql = "CREATE TABLE agent (id bigint PRIMARY KEY, code char(2));\n"
     code, lines = run(write(tmp_path, sql))
     assert code == ExitCode.LINT_FINDINGS
     found = rules(lines)
     assert found
     assert all(rule.startswith("squawk/") for rule in found)
-    assert "squawk/prefer-text-field" in found
+    assert "squawk/ban-char-field" in found
     match = next(m for line in lines if (m := FINDING.match(line)))
     assert match["line"] == "1"
     assert match["alt"].strip()
@@ -398,6 +436,7 @@ def test_squawk_config_excludes_only_the_conflicting_rules() -> None:
         "prefer-timestamp-tz",
         "prefer-bigint-over-int",
         "prefer-identity",
+        "prefer-text-field",
     }
     assert 'pg_version = "15"' in config
 
@@ -471,6 +510,12 @@ OPAQUE = [
         id="do-update",
     ),
     pytest.param("do-block", "CALL archive_calls(30);", "SELECT 1;", id="call"),
+    pytest.param(
+        "do-block",
+        "SELECT purge_old_calls();",
+        "SELECT 1 WHERE true;",
+        id="select-of-a-function",
+    ),
     pytest.param(
         "function-body",
         "CREATE FUNCTION purge() RETURNS void LANGUAGE sql AS 'DELETE FROM call_log';",
