@@ -1,6 +1,6 @@
 """``up --online``: a statement that blocks a table runs under the bound, others under none.
 
-One table of 2 million rows (its ``ALTER COLUMN ... TYPE bigint`` rewrite takes 2-4
+One table of 2.5 million rows (its ``ALTER COLUMN ... TYPE bigint`` rewrite takes 2-4
 seconds here) is filled once for the module; each test adds its own migration versions.
 Figures are printed (``pytest -s``) and written to ``tests/.artifacts/online_bound.json``.
 """
@@ -21,7 +21,7 @@ from tests.conftest import PgServer
 from tests.integration.migrator_support import ROOT, Run, assert_no_secret, run_migrator
 
 ONLINE_BOUND_EXCEEDED = 10
-ROWS = 2_000_000
+ROWS = 2_500_000
 BOUND_MS = 250
 LOCK_TIMEOUT_MS = BOUND_MS // 2  # the runner keeps lock_timeout at or below half the bound
 SLACK_MS = 3000  # a bound on behaviour on a loaded 2-core machine, not a speed claim
