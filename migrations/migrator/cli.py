@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import backfill, db, files, lint, retry
+from . import backfill, db, files, lint, locks, retry
 from .exitcodes import ExitCode
 from .output import Output
 from .redact import redact_dsn, scrub
@@ -31,6 +31,7 @@ EXIT_HELP = {
     ExitCode.LOCK_BUDGET_EXHAUSTED: "the table lock was not obtained within --lock-budget-s",
     ExitCode.VERIFY_FAILED: "a declared column is missing or has another type",
     ExitCode.RUNNER_LOCK_TIMEOUT: "another runner held the runner lock longer than allowed",
+    ExitCode.ONLINE_BOUND_EXCEEDED: "up --online: a statement blocked a table past the bound",
 }
 
 EPILOG = (
@@ -43,10 +44,18 @@ EPILOG = (
     "  MIGRATIONS_LINT      the lint record plan reports from (the image's build writes it);\n"
     "                       unset, plan runs the lint itself\n"
     "  MIGRATOR_APPLIED_BY  applied_by recorded in the history (default: migrator@<hostname>)\n"
+    "  MIGRATE_ONLINE=1     as up --online\n"
+    "  MIGRATE_EXCLUSIVE_STATEMENT_TIMEOUT_MS  as up --exclusive-statement-timeout-ms (the flag\n"
+    "                       wins)\n"
     "\nlock retries: attempt n waits at most min(LOCK_TIMEOUT_MS * 2**n, MAX_LOCK_TIMEOUT_MS)\n"
     "for its lock (100, 200, 400, 800, 1000, 1000 ... ms by default), 50-150 ms apart; no\n"
     "attempt is made while a transaction older than that timeout holds a lock on a table the\n"
     "migration touches. Waiting and attempts share --lock-budget-s, per migration.\n"
+    "\nonline bound (up --online, the app keeps serving): a statement that blocks the app's\n"
+    "queries on a table (ALTER TABLE, a plain CREATE INDEX, DROP/TRUNCATE/LOCK/CLUSTER,\n"
+    "VACUUM FULL, non-concurrent REINDEX/DROP INDEX, ALTER INDEX) runs under statement_timeout\n"
+    "= the bound, and in a transaction so does every statement after it; CONCURRENTLY builds\n"
+    "and VALIDATE CONSTRAINT keep none. lock_timeout then stays at or below half the bound.\n"
     "Every command ends with a one-line JSON summary on stdout."
 )
 
@@ -111,6 +120,8 @@ DEFAULTS = {
     "connect_timeout_s": 10.0,
     "json": False,
     "to": None,
+    "online": False,
+    "exclusive_statement_timeout_ms": None,
     "all": False,
     "files": [],
 }
@@ -139,6 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = add("up", "apply the pending migrations, in order")
     up.add_argument("--to", type=int, metavar="VERSION", help="stop after this version")
+    up.add_argument(
+        "--online",
+        action="store_true",
+        help="the previous release keeps serving: bound each statement that blocks a table "
+        "(env MIGRATE_ONLINE=1)",
+    )
+    up.add_argument(
+        "--exclusive-statement-timeout-ms",
+        type=number(int),
+        metavar="MS",
+        help="with --online: statement_timeout of a statement that blocks a table "
+        f"(env MIGRATE_EXCLUSIVE_STATEMENT_TIMEOUT_MS, default {locks.DEFAULT_BOUND_MS})",
+    )
     add("status", "applied versions (with applied_at) and pending ones")
     plan = add("plan", "what up would run; changes nothing")
     plan.add_argument("--to", type=int, metavar="VERSION", help="as for up")
@@ -203,6 +227,34 @@ def load(args: argparse.Namespace, env: dict[str, str]) -> list[files.Migration]
         raise db.MigratorError(ExitCode.BAD_MIGRATION_FILE, str(exc)) from None
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"", "0", "false", "no", "off"}
+
+
+def env_flag(env: dict[str, str], name: str) -> bool:
+    word = env.get(name, "").strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise db.MigratorError(ExitCode.USAGE, f"{name} must be 1 or 0, not {word!r}")
+    return word in TRUE_WORDS
+
+
+def online_bound_ms(args: argparse.Namespace, env: dict[str, str]) -> int | None:
+    """The online bound, None for a stop-first run; a flag wins over the environment."""
+    if not (args.online or env_flag(env, "MIGRATE_ONLINE")):
+        return None
+    if args.exclusive_statement_timeout_ms is not None:
+        return args.exclusive_statement_timeout_ms
+    text = env.get("MIGRATE_EXCLUSIVE_STATEMENT_TIMEOUT_MS", "").strip()
+    if not text:
+        return locks.DEFAULT_BOUND_MS
+    try:
+        return int(number(int)(text))
+    except argparse.ArgumentTypeError as exc:
+        raise db.MigratorError(
+            ExitCode.USAGE, f"MIGRATE_EXCLUSIVE_STATEMENT_TIMEOUT_MS {exc}"
+        ) from None
+
+
 def settings_of(args: argparse.Namespace, dsn: str, env: dict[str, str]) -> Settings:
     return Settings(
         dsn=dsn,
@@ -212,6 +264,7 @@ def settings_of(args: argparse.Namespace, dsn: str, env: dict[str, str]) -> Sett
         runner_lock_wait_s=args.runner_lock_wait_s,
         connect_timeout_s=args.connect_timeout_s,
         applied_by=db.default_applied_by(env),
+        exclusive_statement_timeout_ms=online_bound_ms(args, env),
     )
 
 
@@ -228,7 +281,10 @@ def cmd_up(args: argparse.Namespace, env: dict[str, str], out: Output, summary: 
     dsn = require_dsn(env)
     migrations = load(args, env)
     out.log(f"up: {len(migrations)} migration file(s), database {redact_dsn(dsn)}")
-    runner = Runner(settings_of(args, dsn, env), out)
+    settings = settings_of(args, dsn, env)
+    bound = settings.exclusive_statement_timeout_ms
+    summary.update(online=bound is not None, exclusive_statement_timeout_ms=bound)
+    runner = Runner(settings, out)
     outcome = Outcome()
     summary.update(applied=outcome.applied, skipped=outcome.skipped)
     try:

@@ -14,3 +14,4 @@ class ExitCode(IntEnum):
     LOCK_BUDGET_EXHAUSTED = 7  # could not get the table lock within the retry budget
     VERIFY_FAILED = 8  # a declared column is missing or has another type
     RUNNER_LOCK_TIMEOUT = 9  # another runner held the advisory lock for too long
+    ONLINE_BOUND_EXCEEDED = 10  # up --online: a statement blocked a table past the bound

@@ -5,6 +5,11 @@ Order of a run: validate every file (before connecting), connect, take the runne
 transaction, so ``CREATE INDEX CONCURRENTLY`` never waits for it), create the history table
 if missing, re-read the history, refuse changed applied files, then apply each pending
 migration under the lock retry schedule of :mod:`migrator.retry`.
+
+Online runs (the previous release keeps serving) bound each statement that blocks the
+app's queries on a table (:mod:`migrator.locks`) with ``statement_timeout``; in a
+transaction the bound then covers every later statement too, since the lock is held until
+the commit. A statement cancelled at the bound fails the migration: it is not retried.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import errors
 
-from . import db
+from . import db, locks
 from .exitcodes import ExitCode
 from .files import Migration
 from .output import Output
@@ -41,6 +46,8 @@ class Settings:
     runner_lock_wait_s: float = 600.0
     connect_timeout_s: float = 10.0
     applied_by: str = "migrator"
+    # online runs: statement_timeout of each statement that blocks a table; None: no bound
+    exclusive_statement_timeout_ms: int | None = None
 
 
 @dataclass
@@ -67,6 +74,19 @@ def pending_of(
     migrations: list[Migration], history: dict[int, db.Applied], to: int | None = None
 ) -> list[Migration]:
     return [m for m in migrations if m.version not in history and (to is None or m.version <= to)]
+
+
+class Cancelled(Exception):
+    """A statement was cancelled at the online bound (psycopg's QueryCanceled, translated)."""
+
+    def __init__(self, step: locks.Step, holder: locks.Step) -> None:
+        super().__init__(step.sql)
+        self.step = step  # the statement cancelled
+        self.holder = holder  # the statement that took the blocking lock (may be ``step``)
+
+
+def elapsed_ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
 
 
 class BlockerSample:
@@ -99,6 +119,16 @@ class Runner:
         self.control: psycopg.Connection | None = None  # runner lock + observer, no transaction
         self.work: psycopg.Connection | None = None  # runs the migrations
         self.locked = False
+        self.bound_ms = settings.exclusive_statement_timeout_ms
+        self.first_lock_ms = settings.lock_timeout_ms
+        self.max_lock_ms = settings.max_lock_timeout_ms
+        if self.bound_ms is not None:
+            # A lock wait must end as a lock timeout (retried), never at the bound: an
+            # attempt's lock_timeout stays at or below half the bound, leaving the other
+            # half for the statement to run.
+            largest = max(self.first_lock_ms, self.max_lock_ms)  # as retry.lock_timeout_ms
+            self.max_lock_ms = min(largest, max(1, self.bound_ms // 2))
+            self.first_lock_ms = min(self.first_lock_ms, self.max_lock_ms)
 
     # --- connections -----------------------------------------------------------------
 
@@ -165,6 +195,11 @@ class Runner:
             self.out.log("nothing to do: every migration is applied")
             return
         self.out.log("pending: " + ", ".join(m.label for m in pending))
+        if self.bound_ms is not None:
+            self.out.log(
+                f"online: a statement that blocks a table runs under statement_timeout "
+                f"{self.bound_ms} ms; lock_timeout at most {self.max_lock_ms} ms per attempt"
+            )
         for migration in pending:
             self.apply(migration, outcome)
 
@@ -173,12 +208,19 @@ class Runner:
         self.out.log(f"{migration.label}: applying ({migration.description or 'no description'})")
         for line in db.describe_columns(self.work, migration.columns):
             self.out.log(f"{migration.label}: before: {line}")
+        steps = [] if self.bound_ms is None else locks.steps(migration.sql)
+        for step in steps:
+            if step.lock:
+                self.out.log(
+                    f"{migration.label}: line {step.line} takes {step.lock.mode} on "
+                    f"{step.lock.target}: online bound {self.bound_ms} ms"
+                )
         started = time.monotonic()
         budget = Budget(self.settings.lock_budget_s)
         if migration.transactional:
-            attempts = self.apply_transactional(migration, budget, started)
+            attempts = self.apply_transactional(migration, budget, started, steps)
         else:
-            attempts = self.apply_autocommit(migration, budget, started)
+            attempts = self.apply_autocommit(migration, budget, started, steps)
         elapsed_ms = int((time.monotonic() - started) * 1000)
         for line in db.describe_columns(self.work, migration.columns):
             self.out.log(f"{migration.label}: after: {line}")
@@ -197,9 +239,7 @@ class Runner:
         number = 0
         holders: list[db.Holder] = []
         while True:
-            timeout = lock_timeout_ms(
-                number, self.settings.lock_timeout_ms, self.settings.max_lock_timeout_ms
-            )
+            timeout = lock_timeout_ms(number, self.first_lock_ms, self.max_lock_ms)
             holders = self.wait_for_clear_way(migration, budget, timeout)
             clipped = budget.clip(timeout)
             if clipped < 1:
@@ -263,7 +303,10 @@ class Runner:
 
     # --- transactional ---------------------------------------------------------------
 
-    def apply_transactional(self, migration: Migration, budget: Budget, started: float) -> int:
+    def apply_transactional(
+        self, migration: Migration, budget: Budget, started: float, steps: list[locks.Step]
+    ) -> int:
+        """Run the file in one transaction: as one query, or statement by statement online."""
         assert self.work is not None
         work = self.work
 
@@ -274,20 +317,59 @@ class Runner:
                     " set_config('lock_timeout', %s, true)",
                     (f"{timeout_ms}ms",),
                 )
-                work.execute(migration.sql)
+                if self.bound_ms is None:
+                    work.execute(migration.sql)
+                else:
+                    self.run_in_transaction(steps)
                 duration = int((time.monotonic() - started) * 1000)
                 db.insert_history(work, migration, duration, self.settings.applied_by)
 
         try:
             return self.with_lock_retries(migration, budget, attempt)
+        except Cancelled as cancel:
+            raise self.bound_error(
+                migration, cancel, "rolled back, schema and history unchanged"
+            ) from None
         except psycopg.Error as exc:
             raise self.sql_error(
                 migration, exc, "rolled back; schema and history unchanged"
             ) from None
 
+    def run_in_transaction(self, steps: list[locks.Step]) -> None:
+        """Online: a blocking lock is held until the commit, so from the statement that takes
+        the first one on, every statement runs under what is left of the bound."""
+        assert self.work is not None and self.bound_ms is not None
+        holder: locks.Step | None = None
+        since = 0.0
+        for step in steps:
+            if holder is None and step.lock:
+                holder, since = step, time.monotonic()
+            timeout = 0 if holder is None else max(1, self.bound_ms - elapsed_ms(since))
+            self.run_step(step, timeout, holder, local=True)
+        self.work.execute("SELECT set_config('statement_timeout', '0', true)")
+
+    def run_step(
+        self, step: locks.Step, timeout_ms: int, holder: locks.Step | None, local: bool
+    ) -> None:
+        """Run one statement under ``statement_timeout`` = ``timeout_ms`` (0: none)."""
+        assert self.work is not None
+        self.work.execute(
+            "SELECT set_config('statement_timeout', %s, %s)", (f"{timeout_ms}ms", local)
+        )
+        began = time.monotonic()
+        try:
+            self.work.execute(step.sql)
+        except errors.QueryCanceled:
+            # a cancel from elsewhere (pg_cancel_backend) before the bound is an SQL error
+            if holder is None or elapsed_ms(began) < timeout_ms:
+                raise
+            raise Cancelled(step, holder) from None
+
     # --- outside a transaction -------------------------------------------------------
 
-    def apply_autocommit(self, migration: Migration, budget: Budget, started: float) -> int:
+    def apply_autocommit(
+        self, migration: Migration, budget: Budget, started: float, steps: list[locks.Step]
+    ) -> int:
         assert self.work is not None
         work = self.work
         statements = split_statements(migration.sql)
@@ -306,26 +388,34 @@ class Runner:
             before = set(db.invalid_indexes(work, migration.touches))
             for index in range(progress["next"], len(statements)):
                 try:
-                    work.execute(statements[index])
+                    if self.bound_ms is None:
+                        work.execute(statements[index])
+                    else:  # each statement commits: its lock lasts only while it runs
+                        step = steps[index]
+                        timeout = self.bound_ms if step.lock else 0
+                        self.run_step(step, timeout, step if step.lock else None, local=False)
                 except psycopg.Error:
                     if not work.closed:
                         leftovers.update(set(db.invalid_indexes(work, migration.touches)) - before)
                     raise
                 progress["next"] = index + 1
 
+        def outcome(cleaned: str) -> str:
+            return (
+                f"it runs outside a transaction: {progress['next']} of {len(statements)} "
+                f"statement(s) had completed{cleaned}; history unchanged"
+            )
+
         try:
             attempts = self.with_lock_retries(migration, budget, attempt)
             duration = int((time.monotonic() - started) * 1000)
             db.insert_history(work, migration, duration, self.settings.applied_by)
+        except Cancelled as cancel:
+            cleaned = self.cleanup_after_failure(migration, names, leftovers)
+            raise self.bound_error(migration, cancel, outcome(cleaned)) from None
         except psycopg.Error as exc:
             cleaned = self.cleanup_after_failure(migration, names, leftovers)
-            done = progress["next"]
-            raise self.sql_error(
-                migration,
-                exc,
-                f"it runs outside a transaction: {done} of {len(statements)} statement(s) "
-                f"had completed{cleaned}; history unchanged",
-            ) from None
+            raise self.sql_error(migration, exc, outcome(cleaned)) from None
         except db.MigratorError:
             self.cleanup_after_failure(migration, names, leftovers)
             raise
@@ -333,6 +423,7 @@ class Runner:
             if not work.closed:
                 with contextlib.suppress(psycopg.Error):
                     work.execute("RESET lock_timeout")
+                    work.execute("SET statement_timeout = 0")
         return attempts
 
     def drop_invalid(
@@ -369,6 +460,28 @@ class Runner:
             )
             return "; an INVALID index may remain"
         return f"; dropped INVALID index {', '.join(dropped)}" if dropped else ""
+
+    def bound_error(self, migration: Migration, cancel: Cancelled, what: str) -> db.MigratorError:
+        """One line: which statement, which lock on what, the bound, the outcome, what to do."""
+        step, holder = cancel.step, cancel.holder
+        assert holder.lock is not None
+        lock = f"{holder.lock.mode} on {holder.lock.target}"
+        if step is holder:
+            happened = f"line {step.line} held {lock} past the online bound"
+            why = holder.lock.why
+        else:
+            happened = (
+                f"line {step.line} ran while the transaction held {lock} (taken at line "
+                f"{holder.line}) past the online bound"
+            )
+            why = f"that lock lasts until the commit, over every statement after line {holder.line}"
+        return db.MigratorError(
+            ExitCode.ONLINE_BOUND_EXCEEDED,
+            f"{migration.path.name}: {happened} of {self.bound_ms} ms and was cancelled; "
+            f"{what}: {why}, so run it with the stop strategy or make it an online change",
+            failed=migration.version,
+            cancelled_line=step.line,
+        )
 
     def sql_error(self, migration: Migration, exc: psycopg.Error, what: str) -> db.MigratorError:
         if self.work is None or self.work.closed or getattr(self.work, "broken", False):
