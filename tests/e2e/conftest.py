@@ -82,6 +82,16 @@ class DeployRun:
         failure = failure_message(failed[-1]) if failed else ""
         return cls(runner.rc, host_stats(runner), runner.stdout.read(), failure, events)
 
+    def plan(self) -> list[str]:
+        """The lines of preflight's "Show the plan" task, every host's."""
+        return [
+            line
+            for event in self.events
+            if event.get("event") == "runner_on_ok"
+            and event["event_data"].get("task", "").startswith("Show the plan")
+            for line in event["event_data"]["res"]["msg"]
+        ]
+
     def describe(self) -> str:
         """What to show when an assertion on this run fails."""
         return f"rc={self.rc} stats={self.stats} failure={self.failure!r}\n{self.output[-6000:]}"

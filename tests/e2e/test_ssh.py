@@ -461,13 +461,7 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
         moved = f"{registry.address}/prosaas-demo/app@{bad}"
         checked = ssh_stack.play("deploy.yml", "v2", "--check", **from_registry)
         assert checked.rc == 0, checked.describe()
-        plan = [
-            line
-            for event in checked.events
-            if event.get("event") == "runner_on_ok"
-            and event["event_data"].get("task", "").startswith("Show the plan")
-            for line in event["event_data"]["res"]["msg"]
-        ]
+        plan = checked.plan()
         for name in APP_SERVICES:
             assert f"{name}: runs {good}, would run {moved}" in plan, "\n".join(plan)
         assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
