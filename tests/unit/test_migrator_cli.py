@@ -10,9 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "migrations"))
 
-from migrator.cli import DEFAULT_DIR, build_parser, main
+from migrator import lint
+from migrator.cli import DEFAULT_DIR, build_parser, lint_verdicts, main
 from migrator.exitcodes import ExitCode
 from migrator.files import load_migrations
+from migrator.output import Output
 from migrator.runner import checksum_problems, pending_of
 
 
@@ -85,3 +87,16 @@ def test_pending_and_checksum_logic() -> None:
     assert len(problems) == 1
     assert "0002_call_log_created_at_index.sql" in problems[0]
     assert "0" * 64 in problems[0] and migrations[1].checksum in problems[0]
+
+
+def test_plan_reports_not_linted_where_no_record_and_no_squawk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lint, "find_squawk", lambda: None)
+    migrations = load_migrations(DEFAULT_DIR)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        verdicts = lint_verdicts(migrations, {}, Output(json_only=False))
+    assert verdicts == {}  # each file then takes NOT_LINTED
+    assert "squawk not found" in out.getvalue() + err.getvalue()
+    assert "every file is reported as not linted" in out.getvalue() + err.getvalue()
