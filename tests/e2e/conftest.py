@@ -41,7 +41,7 @@ from tests.conftest import (
 from tests.engines import Engine, EngineError
 
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
-INFRA_SERVICES = ("postgres", "redis")
+INFRA_SERVICES = ("postgres", "redis", "proxy")
 V2_COLUMNS = ("started_at", "ended_at", "duration_sec")
 # Migration 109 undone: pending again, so a v1 migrate image finds the schema it knows.
 RESET_109_SQL = """

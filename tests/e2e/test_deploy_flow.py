@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 import docker
@@ -90,11 +91,13 @@ class Background:
 
 @dataclass
 class CallWriter(Background):
-    """POSTs /calls every 50 ms with a new call_sid; keeps the ones answered 201."""
+    """POSTs /calls every 50 ms with a new call_sid; keeps the ones answered 201, and
+    counts every other answer: ``503 retry-after 5``, ``refused``, ``timed out``, ..."""
 
     port: int
     acked: list[tuple[float, str]] = field(default_factory=list)
     failed: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
 
     def run(self) -> None:
         url = f"http://127.0.0.1:{self.port}/calls"
@@ -110,10 +113,15 @@ class CallWriter(Background):
                 with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
                     if response.status == 201:
                         self.acked.append((time.monotonic(), call_sid))
-                    else:
-                        self.failed += 1
-            except (OSError, urllib.error.URLError):
+                    self.answers[str(response.status)] += 1
+            except urllib.error.HTTPError as error:
                 self.failed += 1
+                self.answers[f"{error.code} retry-after {error.headers.get('Retry-After')}"] += 1
+            except (OSError, urllib.error.URLError) as error:
+                self.failed += 1
+                reason = getattr(error, "reason", error)
+                refused = isinstance(reason, ConnectionRefusedError)
+                self.answers["refused" if refused else type(reason).__name__] += 1
             time.sleep(0.05)
 
 
@@ -271,6 +279,15 @@ def test_9_every_call_acknowledged_during_the_deploy_is_in_the_database(
             )
         }
     assert acked - stored == set(), f"{len(acked - stored)} acknowledged calls lost"
+
+
+def test_10_while_the_app_is_down_the_proxy_answers_503_with_retry_after(
+    upgraded: Upgrade,
+) -> None:
+    """The stop flow's window: the proxy keeps the port and says when to come back."""
+    answers = upgraded.writer.answers
+    assert answers["503 retry-after 5"] > 0, answers  # the window was seen...
+    assert set(answers) <= {"201", "503 retry-after 5"}, answers  # ...and nothing else
 
 
 # --- 3, 4, 5: failures after the stop roll back to v1 ---------------------------------
