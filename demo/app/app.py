@@ -323,8 +323,16 @@ class DemoHandler(BaseHTTPRequestHandler):
         """Per-request logging is not wanted; errors are logged where they happen."""
 
 
+class GracefulHTTPServer(ThreadingHTTPServer):
+    """On stop, the requests in flight finish before the process exits (a call in progress
+    is not cut): their threads are joined by server_close()."""
+
+    daemon_threads = False
+    block_on_close = True
+
+
 def serve(cfg: Config, stop: threading.Event) -> None:
-    server = ThreadingHTTPServer((LISTEN_ALL, cfg.port), partial(DemoHandler, cfg))
+    server = GracefulHTTPServer((LISTEN_ALL, cfg.port), partial(DemoHandler, cfg))
     thread = threading.Thread(target=server.serve_forever, args=(0.2,), name="http")
     thread.start()
     log.info("listening on %s:%d", LISTEN_ALL, cfg.port)

@@ -478,6 +478,7 @@ STACK_IMAGES = [
     "prosaas-demo/migrate:v2",
     "prosaas-demo/postgres:15",
     "prosaas-demo/redis:7",
+    "prosaas-deploy/proxy:1",
 ]
 
 
