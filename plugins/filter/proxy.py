@@ -36,7 +36,7 @@ defaults
     timeout queue 5s
     retries 3
     option redispatch 1
-    default-server init-addr last,libc,none resolvers docker check inter 1s fall 1 rise 1
+    default-server init-addr none resolvers docker check inter 1s fall 1 rise 1
 
 resolvers docker
     nameserver dns 127.0.0.11:53

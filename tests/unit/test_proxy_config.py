@@ -33,7 +33,7 @@ def test_each_route_is_a_frontend_and_a_backend_found_by_its_service_name() -> N
     assert "    option httpchk GET /health\n" in config  # the default
     # Docker's DNS, re-resolved every second: a recreated container is found again
     assert "nameserver dns 127.0.0.11:53" in config
-    assert "init-addr last,libc,none resolvers docker" in config
+    assert "init-addr none resolvers docker" in config
 
 
 def test_a_service_that_is_down_gets_503_with_retry_after() -> None:
