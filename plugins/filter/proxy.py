@@ -7,9 +7,9 @@ Each route is a frontend on ``listen`` and a backend whose servers are the conta
 the app service, found by the service's name on the project network through Docker's DNS
 (re-resolved every second, so a container the deploy recreated is found at its new
 address). The backend has ``SLOTS`` server slots (``<service>1`` ...), so a new container
-that carries the same name can serve beside the old one while the old one drains. While no server of a
-backend is up (the stop flow, between stop and start) the proxy answers 503 with
-``Retry-After`` instead of refusing the connection.
+that carries the same name can serve beside the old one while the old one drains. While no
+server of a backend is up (the stop flow, between stop and start) the proxy answers 503
+with ``Retry-After`` instead of refusing the connection.
 """
 
 from __future__ import annotations

@@ -1,0 +1,393 @@
+#!/usr/bin/python
+"""Ansible module: ready, drain or put in maintenance the proxy's server slots of a service."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: proxy_backend
+short_description: Ready, drain or put in maintenance the proxy's server slots of one service
+description:
+  - Works on one backend of the proxy (HAProxy) running in container O(container). The
+    backend has a few server slots, each filled by Docker's DNS with the address of one
+    container carrying the service's name on the project network; this module finds a slot
+    by that address.
+  - Talks to HAProxy's runtime API through C(proxy-api) inside the proxy container
+    (C(docker exec)), so nothing of HAProxy is reached from outside the container and no
+    reload happens.
+  - In this order, whatever the order of the options. O(ready) first, waiting up to
+    O(timeout) for each address to fill a slot that passes its health check, and clearing
+    a drain or maintenance left on that slot (a slot keeps it when its container goes and
+    another takes its place); it fails, having drained nothing, when one never gets there.
+    Then O(drain) and O(maint). Then it waits, up to O(drain_timeout), until the drained
+    slots have no session left.
+  - A drain that outlasts O(drain_timeout) is a warning and RV(drained) false, not a
+    failure; the caller decides whether to stop the container anyway.
+  - An address of O(drain) or O(maint) that fills no slot gets no traffic already; that is
+    a warning.
+  - Running it again with the same options changes nothing.
+version_added: "0.1.0"
+author: prosaas-deploy
+options:
+  container:
+    description: Name of the proxy's container.
+    type: str
+    required: true
+  backend:
+    description: The backend, that is the service's name (the route's C(service)).
+    type: str
+    required: true
+  ready:
+    description:
+      - Container addresses whose slots must take new requests (READY) and be UP.
+      - Waits for each to fill a slot and pass its health check.
+    type: list
+    elements: str
+    default: []
+  drain:
+    description:
+      - Container addresses whose slots take no new request (DRAIN); the requests in
+        flight finish.
+      - Then waits until those slots have no session left.
+    type: list
+    elements: str
+    default: []
+  maint:
+    description: Container addresses whose slots are put in maintenance (MAINT).
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description: Seconds to wait until every address of O(ready) is in a slot that is UP.
+    type: int
+    default: 60
+  drain_timeout:
+    description: Seconds to wait until the slots of O(drain) have no session left.
+    type: int
+    default: 30
+extends_documentation_fragment:
+  - prosaas_docker
+attributes:
+  check_mode:
+    support: full
+    description: Reads the slots once and reports what it would change and wait for;
+      changes nothing and waits for nothing.
+  diff_mode:
+    support: none
+    description: RV(actions) and RV(servers) say what changed.
+notes:
+  - The proxy's image must carry C(proxy-api) (C(proxy/Dockerfile)).
+seealso:
+  - module: docker_wait
+"""
+
+EXAMPLES = r"""
+- name: Route to the new container, then drain the old one
+  proxy_backend:
+    container: prosaas-proxy
+    backend: prosaas-api
+    ready: ["{{ new_address }}"]
+    drain: ["{{ old_address }}"]
+    timeout: 60
+    drain_timeout: 30
+  register: switch
+
+- name: Roll back, before the old container is stopped
+  proxy_backend:
+    container: prosaas-proxy
+    backend: prosaas-api
+    ready: ["{{ old_address }}"]
+    maint: ["{{ new_address }}"]
+"""
+
+RETURN = r"""
+actions:
+  description: What this run changed, one line per slot; in check mode, what it would
+    change and wait for.
+  returned: always
+  type: list
+  elements: str
+  sample: ["ready prosaas-api3 (172.18.0.7)", "drain prosaas-api2 (172.18.0.5)"]
+servers:
+  description: The backend's slots when the run ended; an empty slot has no address.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The slot's server name.
+      type: str
+    address:
+      description: The address of the container in the slot, or null.
+      type: str
+    state:
+      description: V(UP), V(DOWN) (failing its health check), V(DRAIN) or V(MAINT) (an
+        empty slot is in MAINT).
+      type: str
+    sessions:
+      description: Requests the slot is serving.
+      type: int
+  sample:
+    - {"name": "prosaas-api1", "address": null, "state": "MAINT", "sessions": 0}
+    - {"name": "prosaas-api2", "address": "172.18.0.5", "state": "DRAIN", "sessions": 0}
+    - {"name": "prosaas-api3", "address": "172.18.0.7", "state": "UP", "sessions": 2}
+drained:
+  description: Whether the slots of O(drain) had no session left in time (true when
+    there is nothing to drain).
+  returned: always
+  type: bool
+  sample: true
+waited_s:
+  description: Seconds waited for O(ready) and for the drain.
+  returned: always
+  type: dict
+  sample: {"ready": 1.4, "drain": 2.8}
+"""
+
+import contextlib
+import ipaddress
+import time
+from typing import Any, NoReturn
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prosaas_docker import (
+    ENGINE_CONNECTION_ERRORS,
+    docker_argument_spec,
+    docker_client,
+    find_container,
+    one_line,
+)
+from ansible.module_utils.prosaas_proxy import (
+    BACKEND_NAME,
+    Slot,
+    parse_backends,
+    parse_slots,
+    slot_of,
+    state_command,
+    summary,
+)
+
+with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
+    from docker.errors import APIError
+
+POLL_SECONDS = 0.5
+SOCKET_UNREACHABLE = 1  # proxy-api's exit status
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "(nothing)")
+
+
+class Proxy:
+    """The runtime API of the proxy in one container, one `docker exec proxy-api` a call;
+    it keeps what the run did so that a failure can report it."""
+
+    def __init__(self, module: AnsibleModule, container: Any, backend: str) -> None:
+        self.module = module
+        self.container = container
+        self.backend = backend
+        self.actions: list[str] = []
+        self.changed = False
+
+    def fail(self, message: str, slots: list[Slot] | None = None) -> NoReturn:
+        self.module.fail_json(
+            msg=f"proxy container {self.container.name}, backend {self.backend}: {message}",
+            changed=self.changed,
+            actions=self.actions,
+            servers=[slot.as_result() for slot in slots or []],
+        )
+
+    def ask(self, command: str) -> str:
+        """HAProxy's reply to one runtime API line."""
+        try:
+            code, (out, err) = self.container.exec_run(["proxy-api", command], demux=True)
+        except (APIError, *ENGINE_CONNECTION_ERRORS) as exc:
+            self.fail(f"cannot run proxy-api in it: {one_line(exc)}")
+        said = first_line((err or out or b"").decode("utf-8", "replace"))
+        if code == SOCKET_UNREACHABLE:
+            self.fail(f"{said}; is HAProxy running (docker logs {self.container.name})?")
+        if code != 0:
+            self.fail(
+                f"proxy-api failed (exit status {code}): {said}; "
+                "its image needs proxy-api: rebuild it from proxy/Dockerfile"
+            )
+        return (out or b"").decode("utf-8", "replace")
+
+    def slots(self) -> list[Slot]:
+        """The backend's slots now."""
+        try:
+            slots = parse_slots(self.ask(state_command(self.backend)), self.backend)
+        except ValueError as exc:
+            self.fail(f"unexpected runtime API reply, {exc}")
+        if slots is None:
+            known = ", ".join(parse_backends(self.ask("show backend"))) or "none"
+            self.fail(
+                f"no such backend (the proxy has: {known}); the backend is the route's service"
+            )
+        return slots
+
+    def put(self, slot: Slot, target: str) -> None:
+        """Set SLOT's state to TARGET (ready, drain, maint) unless it is so already."""
+        if not slot.needs(target):
+            return
+        self.changed = True
+        if self.module.check_mode:
+            self.actions.append(f"would {target} {slot.label()}")
+            return
+        command = f"set server {self.backend}/{slot.name} state {target}"
+        reply = self.ask(command).strip()
+        if reply:
+            self.fail(f"'{command}' answered: {first_line(reply)}")
+        self.actions.append(f"{target} {slot.label()}")
+
+
+def not_up(slots: list[Slot], address: str, backend: str, timeout: int) -> str:
+    """Why ADDRESS is not in an UP slot, on one line."""
+    slot = slot_of(slots, address)
+    if slot is None:
+        return (
+            f"{address} in no slot after {timeout} s (slots: {summary(slots)}); "
+            f"is its container on the proxy's network with the alias {backend}?"
+        )
+    return (
+        f"{slot.label()} not UP after {timeout} s ({slot.state}, last check: "
+        f"{slot.check or 'none yet'}); is the container healthy?"
+    )
+
+
+def bring_up(proxy: Proxy, addresses: list[str], timeout: int) -> float:
+    """Wait until every address is in a READY slot that is UP, readying the slots that
+    need it; seconds waited. Check mode looks once and waits for nothing."""
+    started = time.monotonic()
+    pending = list(addresses)
+    while True:
+        slots = proxy.slots()
+        for address in list(pending):
+            slot = slot_of(slots, address)
+            if slot is None:
+                continue
+            if slot.needs("ready"):
+                proxy.put(slot, "ready")
+            if slot.state == "UP" or (proxy.module.check_mode and slot.serving):
+                pending.remove(address)
+        waited = time.monotonic() - started
+        if not pending:
+            return waited
+        if proxy.module.check_mode:
+            proxy.actions += [f"would wait for {address} to be UP" for address in pending]
+            return waited
+        if waited >= timeout:
+            reasons = [not_up(slots, address, proxy.backend, timeout) for address in pending]
+            proxy.fail("; ".join(reasons), slots)
+        time.sleep(POLL_SECONDS)
+
+
+def put_all(proxy: Proxy, addresses: list[str], target: str) -> None:
+    """Set the slots of ADDRESSES to TARGET; an address in no slot is a warning."""
+    if not addresses:
+        return
+    slots = proxy.slots()
+    for address in addresses:
+        slot = slot_of(slots, address)
+        if slot is None:
+            proxy.module.warn(
+                f"proxy container {proxy.container.name}, backend {proxy.backend}: "
+                f"{address} is in no slot (slots: {summary(slots)}), so it gets no request: "
+                f"nothing to {target}"
+            )
+        else:
+            proxy.put(slot, target)
+
+
+def wait_drained(proxy: Proxy, addresses: list[str], timeout: int) -> tuple[bool, float]:
+    """Wait until the slots of ADDRESSES have no session; whether they got there, and the
+    seconds waited. Check mode looks once."""
+    started = time.monotonic()
+    while True:
+        slots = proxy.slots()
+        busy = [
+            slot for address in addresses if (slot := slot_of(slots, address)) and slot.sessions
+        ]
+        waited = time.monotonic() - started
+        if not busy:
+            return True, waited
+        if proxy.module.check_mode:
+            proxy.actions += [f"would wait for {slot.label()} to drain" for slot in busy]
+            return False, waited
+        if waited >= timeout:
+            left = ", ".join(f"{slot.label()} {slot.sessions}" for slot in busy)
+            proxy.module.warn(
+                f"proxy container {proxy.container.name}, backend {proxy.backend}: sessions "
+                f"left after drain_timeout {timeout} s: {left}; stopping the container now "
+                "cuts them"
+            )
+            return False, waited
+        time.sleep(POLL_SECONDS)
+
+
+def addresses(module: AnsibleModule) -> dict[str, list[str]]:
+    """The addresses of ready, drain and maint, normalized; fails on one that is no IP
+    address or that is in two of them."""
+    wanted: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for option in ("ready", "drain", "maint"):
+        wanted[option] = []
+        for given in module.params[option]:
+            try:
+                address = str(ipaddress.ip_address(given.strip()))
+            except ValueError:
+                module.fail_json(msg=f"{option}: {given!r} is not an IP address")
+            if address in seen:
+                module.fail_json(
+                    msg=f"{address} is in both {seen[address]} and {option}: give it one state"
+                )
+            seen[address] = option
+            wanted[option].append(address)
+    return wanted
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=docker_argument_spec(
+            container={"type": "str", "required": True},
+            backend={"type": "str", "required": True},
+            ready={"type": "list", "elements": "str", "default": []},
+            drain={"type": "list", "elements": "str", "default": []},
+            maint={"type": "list", "elements": "str", "default": []},
+            timeout={"type": "int", "default": 60},
+            drain_timeout={"type": "int", "default": 30},
+        ),
+        supports_check_mode=True,
+    )
+    name, backend = module.params["container"], module.params["backend"]
+    if not BACKEND_NAME.match(backend):
+        module.fail_json(msg=f"backend {backend!r}: a service name has letters, digits, . _ : -")
+    wanted = addresses(module)
+    client = docker_client(module)
+    container = find_container(client, name)
+    if container is None:
+        module.fail_json(
+            msg=f"proxy container {name} not found on the engine at "
+            f"{module.params['docker_host']}: start the proxy service, or name its container"
+        )
+    if container.status != "running":
+        module.fail_json(
+            msg=f"proxy container {name} is {container.status}, not running: start it "
+            f"(docker logs {name} says why it stopped)"
+        )
+    proxy = Proxy(module, container, backend)
+    waited_ready = bring_up(proxy, wanted["ready"], module.params["timeout"])
+    put_all(proxy, wanted["drain"], "drain")
+    put_all(proxy, wanted["maint"], "maint")
+    drained, waited_drain = wait_drained(proxy, wanted["drain"], module.params["drain_timeout"])
+    module.exit_json(
+        changed=proxy.changed,
+        actions=proxy.actions,
+        servers=[slot.as_result() for slot in proxy.slots()],
+        drained=drained,
+        waited_s={"ready": round(waited_ready, 1), "drain": round(waited_drain, 1)},
+    )
+
+
+if __name__ == "__main__":
+    main()
