@@ -39,21 +39,26 @@ options:
     required: true
   ready:
     description:
-      - Container addresses whose slots must take new requests (READY) and be UP.
+      - Containers whose slots must take new requests (READY) and be UP, each by its IP
+        address or by its container name (then its address on the proxy's network).
       - Waits for each to fill a slot and pass its health check.
+      - A named container that is not running fails the run.
     type: list
     elements: str
     default: []
   drain:
     description:
-      - Container addresses whose slots take no new request (DRAIN); the requests in
-        flight finish.
+      - Containers (addresses or names) whose slots take no new request (DRAIN); the
+        requests in flight finish.
       - Then waits until those slots have no session left.
+      - A named container that is not running, or a proxy container that is missing or
+        stopped, leaves nothing to drain (the first deploy, before the proxy exists).
     type: list
     elements: str
     default: []
   maint:
-    description: Container addresses whose slots are put in maintenance (MAINT).
+    description: Containers (addresses or names) whose slots are put in maintenance
+      (MAINT); as for O(drain), nothing running is nothing to do.
     type: list
     elements: str
     default: []
@@ -325,18 +330,37 @@ def wait_drained(proxy: Proxy, addresses: list[str], timeout: int) -> tuple[bool
         time.sleep(POLL_SECONDS)
 
 
-def addresses(module: AnsibleModule) -> dict[str, list[str]]:
-    """The addresses of ready, drain and maint, normalized; fails on one that is no IP
-    address or that is in two of them."""
+def address_of(module: AnsibleModule, client: Any, proxy: Any, option: str, given: str) -> str:
+    """GIVEN as an IP address: itself, or the address of the container so named on a
+    network it shares with the proxy; "" for a container that is not running (nothing to
+    drain), a failure for one that should be READY."""
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(given.strip()))
+    container = find_container(client, given)
+    shared = set((proxy.attrs["NetworkSettings"]["Networks"] or {}) if proxy else {})
+    networks = (container.attrs["NetworkSettings"]["Networks"] or {}) if container else {}
+    found = [settings["IPAddress"] for name, settings in networks.items() if name in shared]
+    if container is not None and container.status == "running" and found and found[0]:
+        return found[0]
+    if option != "ready":
+        return ""
+    return module.fail_json(
+        msg=f"{option}: container {given} is not running on a network of the proxy"
+        f" ({'missing' if container is None else container.status}): start it first"
+    )
+
+
+def addresses(module: AnsibleModule, client: Any, proxy: Any) -> dict[str, list[str]]:
+    """The addresses of ready, drain and maint, normalized; fails on an address that is in
+    two of them."""
     wanted: dict[str, list[str]] = {}
     seen: dict[str, str] = {}
     for option in ("ready", "drain", "maint"):
         wanted[option] = []
         for given in module.params[option]:
-            try:
-                address = str(ipaddress.ip_address(given.strip()))
-            except ValueError:
-                module.fail_json(msg=f"{option}: {given!r} is not an IP address")
+            address = address_of(module, client, proxy, option, given)
+            if not address:
+                continue
             if address in seen:
                 module.fail_json(
                     msg=f"{address} is in both {seen[address]} and {option}: give it one state"
@@ -362,19 +386,23 @@ def main() -> None:
     name, backend = module.params["container"], module.params["backend"]
     if not BACKEND_NAME.match(backend):
         module.fail_json(msg=f"backend {backend!r}: a service name has letters, digits, . _ : -")
-    wanted = addresses(module)
     client = docker_client(module)
     container = find_container(client, name)
+    running = container is not None and container.status == "running"
+    if not running and not module.params["ready"]:
+        # No proxy serving: no request reaches these containers, nothing to take out.
+        module.exit_json(changed=False, actions=[], servers=[], drained=True, waited_s={})
     if container is None:
         module.fail_json(
             msg=f"proxy container {name} not found on the engine at "
             f"{module.params['docker_host']}: start the proxy service, or name its container"
         )
-    if container.status != "running":
+    if not running:
         module.fail_json(
             msg=f"proxy container {name} is {container.status}, not running: start it "
             f"(docker logs {name} says why it stopped)"
         )
+    wanted = addresses(module, client, container)
     proxy = Proxy(module, container, backend)
     waited_ready = bring_up(proxy, wanted["ready"], module.params["timeout"])
     put_all(proxy, wanted["drain"], "drain")

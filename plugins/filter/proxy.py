@@ -34,9 +34,10 @@ defaults
     timeout client 75s
     timeout server 75s
     timeout queue 5s
+    timeout check 2s
     retries 3
     option redispatch 1
-    default-server init-addr none resolvers docker check inter 1s fall 1 rise 1
+    default-server init-addr none resolvers docker check inter 1s fall 2 rise 1
 
 resolvers docker
     nameserver dns 127.0.0.11:53

@@ -36,9 +36,9 @@ from tests.pg_cluster import free_loopback_port
 HOSTS = ("infra1", "calls1", "worker1")
 # The first host of the inventory keeps the deploy lock and the release history.
 STATE_HOST = "infra1"
-SERVICES_ON = {
-    "infra1": ("postgres", "redis", "prosaas-api"),
-    "calls1": ("prosaas-calls",),
+SERVICES_ON = {  # a host that runs the api or calls runs the proxy in front of them
+    "infra1": ("postgres", "redis", "prosaas-api", "proxy"),
+    "calls1": ("prosaas-calls", "proxy"),
     "worker1": ("worker",),
 }
 APP_ON = {"infra1": "prosaas-api", "calls1": "prosaas-calls", "worker1": "worker"}

@@ -328,11 +328,12 @@ def test_check_mode_changes_nothing_and_ready_undoes_a_drain(
     assert planned.result["actions"] == [f"would drain {slot_of(planned, old)} ({old.address})"]
     assert stack.admin_state(old) == 0
 
-    drained = switch(tmp_path, stack, drain=[old.address])
+    # by container name: its address on the proxy's network
+    drained = switch(tmp_path, stack, drain=[old.name])
     assert drained.result["actions"] == [f"drain {slot_of(drained, old)} ({old.address})"]
     assert stack.admin_state(old) == FORCED_DRAIN
 
-    rolled_back = switch(tmp_path, stack, ready=[old.address], timeout=10)
+    rolled_back = switch(tmp_path, stack, ready=[old.name], timeout=10)
     assert rolled_back.result["changed"] is True
     assert rolled_back.result["actions"] == [f"ready {slot_of(drained, old)} ({old.address})"]
     assert stack.admin_state(old) == 0
@@ -373,10 +374,16 @@ def test_an_unknown_backend_is_named_with_the_backends_there_are(
     )
 
 
-def test_a_missing_proxy_container_is_one_line_naming_it(
+def test_a_missing_proxy_container_leaves_nothing_to_drain_but_cannot_ready(
     docker_engine: docker.DockerClient, tmp_path: Path
 ) -> None:
-    run = run_module(tmp_path, "proxy_backend", {"container": "tpx-no-such", "backend": SERVICE})
+    """The first deploy drains before its proxy exists: no request reaches the app then."""
+    args = {"container": "tpx-no-such", "backend": SERVICE}
+    drained = run_module(tmp_path, "proxy_backend", {**args, "drain": ["tpx-gone"]})
+    assert drained.rc == 0, drained.result
+    assert (drained.result["changed"], drained.result["actions"]) == (False, [])
+
+    run = run_module(tmp_path, "proxy_backend", {**args, "ready": ["10.0.0.9"]})
     assert run.failed
     assert run.result["msg"] == (
         "proxy container tpx-no-such not found on the engine at unix:///var/run/docker.sock: "
