@@ -19,7 +19,6 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 ROUTE_KEYS = {"service", "port", "listen", "publish"}
-OPTIONAL_ROUTE_KEYS = {"health_path"}
 HEALTH_PORT = 8405  # the proxy's own health check (monitor-uri), on its loopback only
 SLOTS = 3  # containers of one service the proxy can route to at once
 
@@ -61,8 +60,6 @@ frontend {service}
     default_backend {service}
 
 backend {service}
-    option httpchk GET {health_path}
-    http-check expect status 200
     http-error status 503 content-type text/plain hdr Retry-After {retry_after} \
 string "{service} is being deployed: retry in {retry_after} s"
     server-template {service} {slots} {service}:{port}
@@ -74,10 +71,10 @@ def _route_problems(routes: Any) -> list[str]:
         return [f"prosaas_proxy_routes must be a list, not {type(routes).__name__}"]
     problems = []
     for index, route in enumerate(routes):
-        if not isinstance(route, dict) or set(route) - OPTIONAL_ROUTE_KEYS != ROUTE_KEYS:
+        if not isinstance(route, dict) or set(route) != ROUTE_KEYS:
             problems.append(
                 f"prosaas_proxy_routes[{index}] must have service, port, listen and publish"
-                " (and may have health_path); fix it in the inventory's group_vars"
+                "; fix it in the inventory's group_vars"
             )
     return problems
 
@@ -94,7 +91,6 @@ def haproxy_config(routes: list[dict[str, Any]], retry_after: int) -> str:
                 service=route["service"],
                 port=int(route["port"]),
                 listen=int(route["listen"]),
-                health_path=route.get("health_path", "/health"),
                 retry_after=int(retry_after),
                 slots=SLOTS,
             )

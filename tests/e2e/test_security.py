@@ -97,7 +97,7 @@ def test_every_container_runs_as_a_non_root_user(deployed: Deployed) -> None:
     containers = stack_containers(deployed.stack)
     users = {container.name: container.attrs["Config"]["User"] for container in containers}
 
-    assert len(users) == 5, users
+    assert len(users) == 6, users  # postgres, redis, proxy and the three app services
     assert [name for name, user in users.items() if user in ROOT_USERS] == [], users
     migrate_user = deployed.stack.client.images.get("prosaas-demo/migrate:v2").attrs["Config"]
     assert migrate_user["User"] not in ROOT_USERS

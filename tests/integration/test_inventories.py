@@ -98,15 +98,13 @@ def test_local_is_the_default_inventory() -> None:
 
 
 def app_services(image: str, redis_url: str, database_url: str) -> list[dict]:
-    """The three app services as the playbooks receive them, all on release v1."""
+    """The three app services as the playbooks receive them, all on release v1; they publish
+    no port (the proxy does)."""
     env = {"RUN_MIGRATIONS_ON_START": "0", "RUN_MIGRATIONS": "0", "REDIS_URL": redis_url}
-    ports = {"prosaas-api": "127.0.0.1:8080:8000", "prosaas-calls": "127.0.0.1:8081:8000"}
     services = []
     for name, command in (("prosaas-api", "api"), ("prosaas-calls", "calls"), ("worker", "worker")):
         service = {"name": name, "image": f"{image}:v1", "command": [command], "env": env}
         service["secret_env"] = {"DATABASE_URL": database_url}
-        if name in ports:
-            service["ports"] = [ports[name]]
         services.append(service)
     return services
 
@@ -222,8 +220,8 @@ def test_inventory_overrides_a_shared_value(name: str, tmp_path: Path) -> None:
     shutil.copytree(ROOT / "inventories", copy, symlinks=True)
     with (copy / name / "group_vars" / "all" / "main.yml").open("a") as own:
         own.write("prosaas_api_port: 9090\n")
-    api_ports = "prosaas_app_services | selectattr('name', '==', 'prosaas-api') | first"
-    assert resolved(name, f"({api_ports}).ports", inventories=copy) == ["127.0.0.1:9090:8000"]
+    api_route = "prosaas_proxy_routes | selectattr('service', '==', 'prosaas-api') | first"
+    assert resolved(name, f"({api_route}).publish", inventories=copy) == "127.0.0.1:9090"
     other = next(other for other in INVENTORIES if other != name)
     assert resolved(other, "prosaas_api_port", inventories=copy) == 8080
 

@@ -22,10 +22,11 @@ from tests.pg_cluster import free_loopback_port
 from tests.registry import ENGINE_CERTS_DIR, PUSH_SCRIPT, Registry, engine_trusts, repushed
 from tests.ssh_hosts import SessionKeys, SshHost, host_image, remove_host, start_host
 
-DEMO_REPOSITORIES = [
+DEMO_REPOSITORIES = [  # every image a deploy pulls: the demo's and the proxy
     "prosaas-demo/app",
     "prosaas-demo/migrate",
     "prosaas-demo/redis",
+    "prosaas-deploy/proxy",
 ]
 # What the host's python3 makes of https://<registry>:5000/v2/: an HTTP status, or the
 # reason the connection failed. CA file: argv[2], none for the system's CAs only.

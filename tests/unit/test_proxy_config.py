@@ -18,7 +18,6 @@ ROUTES = [
         "port": 8000,
         "listen": 8001,
         "publish": "127.0.0.1:8081",
-        "health_path": "/ready",
     },
 ]
 
@@ -29,8 +28,10 @@ def test_each_route_is_a_frontend_and_a_backend_found_by_its_service_name() -> N
     # server slots filled from DNS: a new container can serve beside the old one
     assert "    server-template prosaas-api 3 prosaas-api:8000\n" in config
     assert "frontend prosaas-calls\n    bind :8001\n" in config
-    assert "    option httpchk GET /ready\n" in config  # the route's own health path
-    assert "    option httpchk GET /health\n" in config  # the default
+    # a connect check every second: whether the app is healthy is Docker's health check,
+    # which the deploy waits for before it puts a container in the rotation
+    assert "check inter 1s fall 2 rise 1" in config
+    assert "httpchk" not in config
     # Docker's DNS, re-resolved every second: a recreated container is found again
     assert "nameserver dns 127.0.0.11:53" in config
     assert "init-addr none resolvers docker" in config
