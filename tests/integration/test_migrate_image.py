@@ -79,7 +79,10 @@ def build_migrate_image(
     for name, sql in extra.items():
         (folder / "versions" / name).write_text(sql)
     tag = f"prosaas-demo/migrate:lint-test-{uuid.uuid4().hex[:8]}"
-    client.images.build(path=str(folder), tag=tag, buildargs={"BASE_IMAGE": base_image}, rm=True)
+    # forcerm: a build that fails (as one test wants) leaves no intermediate container
+    client.images.build(
+        path=str(folder), tag=tag, buildargs={"BASE_IMAGE": base_image}, rm=True, forcerm=True
+    )
     return tag
 
 
