@@ -764,10 +764,10 @@ def run_squawk(squawk: str, migrations: list[Migration]) -> list[SquawkHit]:
     return found
 
 
-def statement_at(migration: Migration, line: int) -> Statement | None:
-    """The statement of the file that spans ``line``."""
-    for statement in statements(migration.sql):
-        last = migration.sql.count("\n", 0, statement.end) + 1
+def statement_at(sql: str, parsed: list[Statement], line: int) -> Statement | None:
+    """The statement of PARSED (the statements of SQL) that spans ``line``."""
+    for statement in parsed:
+        last = sql.count("\n", 0, statement.end) + 1
         if statement.line <= line <= last:
             return statement
     return None
@@ -778,12 +778,13 @@ def squawk_findings(
 ) -> list[Finding]:
     """Squawk's findings on one file less the opted-out ones and those a project rule judged."""
     judged = {(verdict.statement.start, verdict.rule) for verdict in verdicts}
+    parsed = list(statements(migration.sql)) if hits else []  # once per file, not per hit
     found = []
     for hit in hits:
         same_as = SQUAWK_SAME_AS.get(hit.rule, ())
         if {f"squawk/{hit.rule}", *same_as} & migration.allow:
             continue
-        statement = statement_at(migration, hit.line)
+        statement = statement_at(migration.sql, parsed, hit.line)
         if statement and any((statement.start, rule) in judged for rule in same_as):
             continue
         found.append(Finding(label, hit.line, f"squawk/{hit.rule}", hit.message, hit.help))
