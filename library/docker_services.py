@@ -16,6 +16,18 @@ description:
   - Each container is named O(name_prefix) followed by the service name, answers on
     O(network) to the service name unless the entry sets O(services[].aliases),
     and carries the label C(prosaas.service) with the service name besides O(labels).
+  - With O(replace=beside), a running container that differs is not stopped first. Its
+    replacement starts beside it as C(<name>-next), with the same network alias, and once
+    every replacement is healthy each routed one is put in the proxy's rotation, the old
+    one drained (its requests in flight finish), stopped gracefully and kept stopped as
+    C(<name>-previous); the replacement then takes the service's name. A replacement that is
+    kept as C(<name>-previous) and is what is wanted (a rollback) is started again instead
+    of a new one. If a replacement is never healthy, or the proxy does not take it, every
+    replacement is removed and the old containers serve on, put back in rotation.
+  - A C(<name>-next) container left by a run that died in the middle of a switch is removed,
+    or becomes the service's container when that one is gone.
+  - With O(proxy_container), each container of a service in O(proxy_backends) must also be
+    UP in the proxy's rotation (module proxy_backend) before the module returns.
   - In check mode nothing is created or started, and the result says what would have been
     done, which makes the module a comparison of what runs with what is wanted.
 version_added: "0.1.0"
@@ -116,7 +128,30 @@ options:
     type: int
     default: 120
   stop_timeout:
-    description: Seconds between SIGTERM and SIGKILL when a container is recreated.
+    description: Seconds between SIGTERM and SIGKILL when a container is recreated or
+      replaced.
+    type: int
+    default: 30
+  replace:
+    description: How a running container that differs is replaced. V(stop_first) removes it,
+      then starts the new one; V(beside) starts the new one beside it and switches over with
+      no downtime (see the description).
+    type: str
+    choices: [stop_first, beside]
+    default: stop_first
+  proxy_container:
+    description: Name of the proxy's container (HAProxy with C(proxy-api)); empty when no
+      proxy routes to these services.
+    type: str
+    default: ""
+  proxy_backends:
+    description: The services the proxy routes to, each the name of its backend.
+    type: list
+    elements: str
+    default: []
+  drain_timeout:
+    description: Seconds a replaced container's requests in flight get to finish once the
+      proxy sends it no new one, before it is stopped anyway (with a warning).
     type: int
     default: 30
 extends_documentation_fragment:
@@ -152,6 +187,15 @@ EXAMPLES = r"""
       prosaas.release: "20261124T120000Z-v2"
     wait_timeout: 90
 
+- name: Replace the app services with no downtime behind the proxy
+  docker_services:
+    services: "{{ prosaas_app_services }}"
+    network: prosaas
+    replace: beside
+    proxy_container: proxy
+    proxy_backends: [prosaas-api, prosaas-calls]
+    drain_timeout: 30
+    wait_timeout: 120
 - name: Compare what runs with the release, changing nothing
   docker_services:
     services: "{{ prosaas_app_services }}"
@@ -172,6 +216,12 @@ services:
             "container": {"id": "4f1c2e0a9b7d", "name": "prosaas-api",
                           "image": "prosaas-demo/app:v2", "status": "running",
                           "health": "starting"}}]
+switched:
+  description: With O(replace=beside), how each replaced service switched over, by service.
+  returned: when a container was replaced beside the old one
+  type: dict
+  sample: {"prosaas-api": {"proxy": ["ready prosaas-api2 (172.18.0.9)",
+           "drain prosaas-api1 (172.18.0.5)"], "drained": true, "stopped_s": 0.4}}
 waited:
   description: Seconds until each container was ready, by container name.
   returned: success, unless O(wait=none) or in check mode
@@ -180,14 +230,26 @@ waited:
 """
 
 import contextlib
-from typing import Any
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NoReturn
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prosaas_docker import (
+    NotReady,
     docker_argument_spec,
     docker_client,
     one_line,
-    wait_ready,
+    poll_ready,
+)
+from ansible.module_utils.prosaas_proxy_runtime import (
+    Proxy,
+    ProxyError,
+    address_on,
+    bring_up,
+    drain,
+    put_all,
+    running_proxy,
 )
 from ansible.module_utils.prosaas_schema import SERVICE_OPTIONS
 from ansible.module_utils.prosaas_service import ServiceManager, describe
@@ -208,6 +270,10 @@ def argument_spec() -> dict[str, Any]:
         wait={"type": "str", "default": "healthy", "choices": ["none", "running", "healthy"]},
         wait_timeout={"type": "int", "default": 120},
         stop_timeout={"type": "int", "default": 30},
+        replace={"type": "str", "default": "stop_first", "choices": ["stop_first", "beside"]},
+        proxy_container={"type": "str", "default": ""},
+        proxy_backends={"type": "list", "elements": "str", "default": []},
+        drain_timeout={"type": "int", "default": 30},
     )
 
 
@@ -225,49 +291,174 @@ def service_params(params: dict[str, Any], entry: dict[str, Any]) -> dict[str, A
     }
 
 
-def bring_up(manager: ServiceManager) -> Any:
-    """Start one service (or find what would be done); its container, None in check mode."""
-    try:
-        return manager.ensure_started()
-    except APIError as exc:
-        manager.fail(f"the Docker engine refused: {one_line(exc)}")
-    return None
+class Run:
+    """One call's services: their managers, what they started, and how to undo it."""
+
+    def __init__(self, module: AnsibleModule, client: Any) -> None:
+        self.module = module
+        self.client = client
+        params = module.params
+        self.entries = params["services"]
+        self.managers = [
+            ServiceManager(module, client, service_params(params, entry)) for entry in self.entries
+        ]
+        self.old: dict[str, Any] = {}  # replaced containers, by manager name (beside)
+        self.new: dict[str, Any] = {}  # the container to wait for, by manager name
+        self.switched: dict[str, dict[str, Any]] = {}
+        self.waited: dict[str, float] = {}
+
+    def routed(self) -> list[tuple[str, ServiceManager]]:
+        backends = self.module.params["proxy_backends"]
+        return [
+            (entry["name"], manager)
+            for entry, manager in zip(self.entries, self.managers, strict=True)
+            if entry["name"] in backends
+        ]
+
+    def fail(self, reason: str) -> NoReturn:
+        self.module.fail_json(
+            msg=reason,
+            changed=any(manager.changed for manager in self.managers),
+            actions={manager.name: manager.actions for manager in self.managers},
+            waited=self.waited,
+            switched=self.switched,
+        )
+
+    def start(self) -> None:
+        """Start every service, in order: in place, or beside the running one."""
+        beside = self.module.params["replace"] == "beside"
+        for manager in self.managers:
+            try:
+                if beside:
+                    old, new = manager.start_beside()
+                    if old is not None:
+                        self.old[manager.name] = old
+                else:
+                    new = manager.ensure_started()
+            except APIError as exc:
+                self.undo()
+                self.fail(f"service {manager.name}: the Docker engine refused: {one_line(exc)}")
+            self.new[manager.name] = new
+
+    def wait(self) -> None:
+        params = self.module.params
+        if params["wait"] == "none" or self.module.check_mode:
+            return
+        try:
+            self.waited = poll_ready(self.new, params["wait"], params["wait_timeout"])
+        except NotReady as exc:
+            self.waited = exc.waited
+            self.undo()
+            self.fail(f"{exc}{self.undone()}")
+
+    def proxy(self) -> Any:
+        name = self.module.params["proxy_container"]
+        if not name or not self.routed() or self.module.check_mode:
+            return None
+        container = running_proxy(self.client, name)
+        if container is None:
+            self.undo()
+            self.fail(f"proxy container {name} is not running: start the proxy service first")
+        return container
+
+    def put_in_rotation(self, proxy: Any) -> None:
+        """Every routed container UP in the proxy; beside, each old one drained after its
+        replacement is UP."""
+        params = self.module.params
+        for backend, manager in self.routed():
+            runtime = Proxy(proxy, backend, self.module.check_mode, self.module.warn)
+            new, old = self.new[manager.name], self.old.get(manager.name)
+            try:
+                if new is not None:
+                    bring_up(runtime, [address_on(new, proxy)], params["wait_timeout"])
+                drained = old is None or drain(
+                    runtime, [address_on(old, proxy)], params["drain_timeout"]
+                )
+            except ProxyError as exc:
+                self.undo(proxy)
+                self.fail(f"{exc}{self.undone()}")
+            self.switched.setdefault(manager.name, {}).update(
+                proxy=runtime.actions, drained=drained
+            )
+
+    def retire_old(self) -> None:
+        """Stop the replaced containers gracefully, all at once, and let the new ones take
+        their names."""
+        if not self.old or self.module.check_mode:
+            return
+        by_name = {manager.name: manager for manager in self.managers}
+        with ThreadPoolExecutor(max_workers=len(self.old)) as pool:
+            stops = {
+                name: pool.submit(timed_stop, by_name[name], old) for name, old in self.old.items()
+            }
+        try:
+            for name, stop in stops.items():
+                self.switched.setdefault(name, {})["stopped_s"] = stop.result()
+                by_name[name].take_over(self.old[name], self.new[name])
+        except APIError as exc:
+            self.fail(f"could not retire the replaced containers: {one_line(exc)}")
+
+    def undo(self, proxy: Any = None) -> None:
+        """Put the old containers back in the proxy's rotation, then remove every
+        replacement started beside one of them."""
+        if self.module.check_mode:
+            return
+        if proxy is not None:
+            for backend, manager in self.routed():
+                old = self.old.get(manager.name)
+                if old is not None:
+                    with contextlib.suppress(ProxyError):
+                        runtime = Proxy(proxy, backend, False, self.module.warn)
+                        put_all(runtime, [address_on(old, proxy)], "ready")
+        for manager in self.managers:
+            new = self.new.get(manager.name)
+            if manager.name in self.old and new is not None:
+                manager.discard(new)
+
+    def undone(self) -> str:
+        if not self.old:
+            return ""
+        return f"; the replaced containers serve on ({', '.join(sorted(self.old))})"
+
+    def outcome(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "service": entry["name"],
+                "name": manager.name,
+                "changed": manager.changed,
+                "actions": manager.actions,
+                "differences": manager.differences,
+                "running_image": manager.running_image,
+                "container": describe(self.new[manager.name]),
+            }
+            for entry, manager in zip(self.entries, self.managers, strict=True)
+        ]
 
 
-def outcome(entry: dict[str, Any], manager: ServiceManager, container: Any) -> dict[str, Any]:
-    return {
-        "service": entry["name"],
-        "name": manager.name,
-        "changed": manager.changed,
-        "actions": manager.actions,
-        "differences": manager.differences,
-        "running_image": manager.running_image,
-        "container": describe(container),
-    }
+def timed_stop(manager: ServiceManager, container: Any) -> float:
+    started = time.monotonic()
+    manager.stop(container)
+    return round(time.monotonic() - started, 1)
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    client = docker_client(module)
-    managers = [
-        ServiceManager(module, client, service_params(params, entry))
-        for entry in params["services"]
-    ]
-    containers = {manager.name: bring_up(manager) for manager in managers}
+    run = Run(module, docker_client(module))
+    run.start()
+    run.wait()
+    proxy = run.proxy()
+    if proxy is not None:
+        run.put_in_rotation(proxy)
+    run.retire_old()
     result: dict[str, Any] = {
-        "changed": any(manager.changed for manager in managers),
-        "diff": [manager.diff for manager in managers],
+        "changed": any(manager.changed for manager in run.managers),
+        "diff": [manager.diff for manager in run.managers],
+        "services": run.outcome(),
     }
-    if params["wait"] != "none" and not module.check_mode:
-        done = [{"name": m.name, "actions": m.actions} for m in managers]
-        result["waited"] = wait_ready(
-            module, containers, params["wait"], params["wait_timeout"], services=done
-        )
-    result["services"] = [
-        outcome(entry, manager, containers[manager.name])
-        for entry, manager in zip(params["services"], managers, strict=True)
-    ]
+    if module.params["wait"] != "none" and not module.check_mode:
+        result["waited"] = run.waited
+    if run.old:
+        result["switched"] = run.switched
     module.exit_json(**result)
 
 

@@ -12,6 +12,11 @@ description:
     them, so the services stop in the time of the slowest, not of all of them added.
   - A container still running after O(timeout) seconds is killed by the engine.
   - A container that is already stopped or does not exist is left alone and reported.
+  - With O(proxy_container), each container of O(proxy_backends) is first taken out of the
+    proxy's rotation (drained) and its requests in flight get up to O(timeout) seconds to
+    finish, so new requests get the proxy's 503 with Retry-After rather than a refused
+    connection.
+  - With O(remove), the containers are removed once stopped.
 version_added: "0.1.0"
 author: prosaas-deploy
 options:
@@ -21,9 +26,22 @@ options:
     elements: str
     required: true
   timeout:
-    description: Seconds between the stop signal and SIGKILL, for each container.
+    description: Seconds between the stop signal and SIGKILL, for each container; also
+      what the drain may take.
     type: int
     default: 30
+  remove:
+    description: Remove each container once it is stopped.
+    type: bool
+    default: false
+  proxy_container:
+    description: Name of the proxy's container; empty, or not running, drains nothing.
+    type: str
+    default: ""
+  proxy_backends:
+    description: The proxy's backend of each container it routes to, by container name.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - prosaas_docker
 attributes:
@@ -42,6 +60,14 @@ EXAMPLES = r"""
   docker_stop:
     names: [prosaas-api, prosaas-calls, worker]
     timeout: 30
+    proxy_container: proxy
+    proxy_backends:
+      prosaas-api: prosaas-api
+      prosaas-calls: prosaas-calls
+- name: Remove the containers kept stopped for a rollback
+  docker_stop:
+    names: [prosaas-api-previous, prosaas-calls-previous, worker-previous]
+    remove: true
 """
 
 RETURN = r"""
@@ -52,6 +78,18 @@ actions:
   elements: str
   sample: ["stopped prosaas-api (exit code 0, 0.4 s)", "worker was already exited",
            "no container prosaas-calls"]
+drained:
+  description: What the proxy was told, one line per slot.
+  returned: always
+  type: list
+  elements: str
+  sample: ["drain prosaas-api1 (172.18.0.5)"]
+removed:
+  description: Names of the containers this run removed.
+  returned: always
+  type: list
+  elements: str
+  sample: [prosaas-api-previous]
 stopped:
   description: Names of the containers this run stopped.
   returned: always
@@ -72,6 +110,13 @@ from ansible.module_utils.prosaas_docker import (
     find_container,
     one_line,
 )
+from ansible.module_utils.prosaas_proxy_runtime import (
+    Proxy,
+    ProxyError,
+    address_on,
+    drain,
+    running_proxy,
+)
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     from docker.errors import APIError
@@ -88,11 +133,59 @@ def stop_one(container: Any, timeout: int) -> str:
     return f"stopped {container.name} (exit code {code}, {time.monotonic() - started:.1f} s)"
 
 
+def drain_routed(module: AnsibleModule, client: Any, found: dict[str, Any]) -> list[str]:
+    """Drain the running containers the proxy routes to; what the proxy was told."""
+    params = module.params
+    proxy = running_proxy(client, params["proxy_container"]) if params["proxy_container"] else None
+    if proxy is None:
+        return []
+    told: list[str] = []
+    for name, backend in params["proxy_backends"].items():
+        address = address_on(found.get(name), proxy)
+        if not address:
+            continue
+        runtime = Proxy(proxy, backend, module.check_mode, module.warn)
+        try:
+            drain(runtime, [address], params["timeout"])
+        except ProxyError as exc:
+            module.fail_json(msg=f"{exc}; nothing was stopped", drained=told + runtime.actions)
+        told += runtime.actions
+    return told
+
+
+def stop_all(module: AnsibleModule, found: dict[str, Any], running: list[str]) -> dict[str, str]:
+    """Stop RUNNING all at once; what happened to each."""
+    with ThreadPoolExecutor(max_workers=len(running)) as pool:
+        futures = {
+            name: pool.submit(stop_one, found[name], module.params["timeout"]) for name in running
+        }
+    try:
+        return {name: future.result() for name, future in futures.items()}
+    except APIError as exc:
+        return module.fail_json(msg=f"could not stop {', '.join(running)}: {one_line(exc)}")
+
+
+def remove_all(module: AnsibleModule, found: dict[str, Any]) -> list[str]:
+    """Remove the containers found; their names."""
+    present = [name for name, container in found.items() if container is not None]
+    if module.check_mode:
+        return present
+    try:
+        for name in present:
+            found[name].remove(force=True)
+    except APIError as exc:
+        module.fail_json(msg=f"could not remove {', '.join(present)}: {one_line(exc)}")
+    return present
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=docker_argument_spec(
             names={"type": "list", "elements": "str", "required": True},
             timeout={"type": "int", "default": 30},
+            remove={"type": "bool", "default": False},
+            proxy_container={"type": "str", "default": ""},
+            proxy_backends={"type": "dict", "default": {}},
         ),
         supports_check_mode=True,
     )
@@ -110,22 +203,18 @@ def main() -> None:
         "before": {name: found[name].status if found[name] else "absent" for name in names},
         "after": {name: "exited" if name in running else "unchanged" for name in names},
     }
+    drained = drain_routed(module, client, found)
     if module.check_mode:
         actions.update({name: f"would have stopped {name}" for name in running})
     elif running:
-        with ThreadPoolExecutor(max_workers=len(running)) as pool:
-            futures = {
-                name: pool.submit(stop_one, found[name], module.params["timeout"])
-                for name in running
-            }
-        try:
-            actions.update({name: future.result() for name, future in futures.items()})
-        except APIError as exc:
-            module.fail_json(msg=f"could not stop {', '.join(running)}: {one_line(exc)}")
+        actions.update(stop_all(module, found, running))
+    removed = remove_all(module, found) if module.params["remove"] else []
     module.exit_json(
-        changed=bool(running),
+        changed=bool(running or removed),
         actions=[actions[name] for name in names],
         stopped=running,
+        drained=drained,
+        removed=removed,
         diff=diff,
     )
 

@@ -149,201 +149,33 @@ waited_s:
   sample: {"ready": 1.4, "drain": 2.8}
 """
 
-import contextlib
-import ipaddress
-import time
-from typing import Any, NoReturn
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import (
-    ENGINE_CONNECTION_ERRORS,
-    docker_argument_spec,
-    docker_client,
-    find_container,
-    one_line,
+from ansible.module_utils.prosaas_docker import docker_argument_spec, docker_client, find_container
+from ansible.module_utils.prosaas_proxy import BACKEND_NAME
+from ansible.module_utils.prosaas_proxy_runtime import (
+    Proxy,
+    ProxyError,
+    address_on,
+    as_address,
+    bring_up,
+    put_all,
+    wait_drained,
 )
-from ansible.module_utils.prosaas_proxy import (
-    BACKEND_NAME,
-    Slot,
-    parse_backends,
-    parse_slots,
-    slot_of,
-    state_command,
-    summary,
-)
-
-with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
-    from docker.errors import APIError
-
-POLL_SECONDS = 0.5
-SOCKET_UNREACHABLE = 1  # proxy-api's exit status
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "(nothing)")
-
-
-class Proxy:
-    """The runtime API of the proxy in one container, one `docker exec proxy-api` a call;
-    it keeps what the run did so that a failure can report it."""
-
-    def __init__(self, module: AnsibleModule, container: Any, backend: str) -> None:
-        self.module = module
-        self.container = container
-        self.backend = backend
-        self.actions: list[str] = []
-        self.changed = False
-
-    def fail(self, message: str, slots: list[Slot] | None = None) -> NoReturn:
-        self.module.fail_json(
-            msg=f"proxy container {self.container.name}, backend {self.backend}: {message}",
-            changed=self.changed,
-            actions=self.actions,
-            servers=[slot.as_result() for slot in slots or []],
-        )
-
-    def ask(self, command: str) -> str:
-        """HAProxy's reply to one runtime API line."""
-        try:
-            code, (out, err) = self.container.exec_run(["proxy-api", command], demux=True)
-        except (APIError, *ENGINE_CONNECTION_ERRORS) as exc:
-            self.fail(f"cannot run proxy-api in it: {one_line(exc)}")
-        said = first_line((err or out or b"").decode("utf-8", "replace"))
-        if code == SOCKET_UNREACHABLE:
-            self.fail(f"{said}; is HAProxy running (docker logs {self.container.name})?")
-        if code != 0:
-            self.fail(
-                f"proxy-api failed (exit status {code}): {said}; "
-                "its image needs proxy-api: rebuild it from proxy/Dockerfile"
-            )
-        return (out or b"").decode("utf-8", "replace")
-
-    def slots(self) -> list[Slot]:
-        """The backend's slots now."""
-        try:
-            slots = parse_slots(self.ask(state_command(self.backend)), self.backend)
-        except ValueError as exc:
-            self.fail(f"unexpected runtime API reply, {exc}")
-        if slots is None:
-            known = ", ".join(parse_backends(self.ask("show backend"))) or "none"
-            self.fail(
-                f"no such backend (the proxy has: {known}); the backend is the route's service"
-            )
-        return slots
-
-    def put(self, slot: Slot, target: str) -> None:
-        """Set SLOT's state to TARGET (ready, drain, maint) unless it is so already."""
-        if not slot.needs(target):
-            return
-        self.changed = True
-        if self.module.check_mode:
-            self.actions.append(f"would {target} {slot.label()}")
-            return
-        command = f"set server {self.backend}/{slot.name} state {target}"
-        reply = self.ask(command).strip()
-        if reply:
-            self.fail(f"'{command}' answered: {first_line(reply)}")
-        self.actions.append(f"{target} {slot.label()}")
-
-
-def not_up(slots: list[Slot], address: str, backend: str, timeout: int) -> str:
-    """Why ADDRESS is not in an UP slot, on one line."""
-    slot = slot_of(slots, address)
-    if slot is None:
-        return (
-            f"{address} in no slot after {timeout} s (slots: {summary(slots)}); "
-            f"is its container on the proxy's network with the alias {backend}?"
-        )
-    return (
-        f"{slot.label()} not UP after {timeout} s ({slot.state}, last check: "
-        f"{slot.check or 'none yet'}); is the container healthy?"
-    )
-
-
-def bring_up(proxy: Proxy, addresses: list[str], timeout: int) -> float:
-    """Wait until every address is in a READY slot that is UP, readying the slots that
-    need it; seconds waited. Check mode looks once and waits for nothing."""
-    started = time.monotonic()
-    pending = list(addresses)
-    while True:
-        slots = proxy.slots()
-        for address in list(pending):
-            slot = slot_of(slots, address)
-            if slot is None:
-                continue
-            if slot.needs("ready"):
-                proxy.put(slot, "ready")
-            if slot.state == "UP" or (proxy.module.check_mode and slot.serving):
-                pending.remove(address)
-        waited = time.monotonic() - started
-        if not pending:
-            return waited
-        if proxy.module.check_mode:
-            proxy.actions += [f"would wait for {address} to be UP" for address in pending]
-            return waited
-        if waited >= timeout:
-            reasons = [not_up(slots, address, proxy.backend, timeout) for address in pending]
-            proxy.fail("; ".join(reasons), slots)
-        time.sleep(POLL_SECONDS)
-
-
-def put_all(proxy: Proxy, addresses: list[str], target: str) -> None:
-    """Set the slots of ADDRESSES to TARGET; an address in no slot is a warning."""
-    if not addresses:
-        return
-    slots = proxy.slots()
-    for address in addresses:
-        slot = slot_of(slots, address)
-        if slot is None:
-            proxy.module.warn(
-                f"proxy container {proxy.container.name}, backend {proxy.backend}: "
-                f"{address} is in no slot (slots: {summary(slots)}), so it gets no request: "
-                f"nothing to {target}"
-            )
-        else:
-            proxy.put(slot, target)
-
-
-def wait_drained(proxy: Proxy, addresses: list[str], timeout: int) -> tuple[bool, float]:
-    """Wait until the slots of ADDRESSES have no session; whether they got there, and the
-    seconds waited. Check mode looks once."""
-    started = time.monotonic()
-    while True:
-        slots = proxy.slots()
-        busy = [
-            slot for address in addresses if (slot := slot_of(slots, address)) and slot.sessions
-        ]
-        waited = time.monotonic() - started
-        if not busy:
-            return True, waited
-        if proxy.module.check_mode:
-            proxy.actions += [f"would wait for {slot.label()} to drain" for slot in busy]
-            return False, waited
-        if waited >= timeout:
-            left = ", ".join(f"{slot.label()} {slot.sessions}" for slot in busy)
-            proxy.module.warn(
-                f"proxy container {proxy.container.name}, backend {proxy.backend}: sessions "
-                f"left after drain_timeout {timeout} s: {left}; stopping the container now "
-                "cuts them"
-            )
-            return False, waited
-        time.sleep(POLL_SECONDS)
 
 
 def address_of(module: AnsibleModule, client: Any, proxy: Any, option: str, given: str) -> str:
     """GIVEN as an IP address: itself, or the address of the container so named on a
     network it shares with the proxy; "" for a container that is not running (nothing to
     drain), a failure for one that should be READY."""
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(given.strip()))
+    address = as_address(given)
+    if address:
+        return address
     container = find_container(client, given)
-    shared = set((proxy.attrs["NetworkSettings"]["Networks"] or {}) if proxy else {})
-    networks = (container.attrs["NetworkSettings"]["Networks"] or {}) if container else {}
-    found = [settings["IPAddress"] for name, settings in networks.items() if name in shared]
-    if container is not None and container.status == "running" and found and found[0]:
-        return found[0]
-    if option != "ready":
-        return ""
+    address = address_on(container, proxy)
+    if address or option != "ready":
+        return address
     return module.fail_json(
         msg=f"{option}: container {given} is not running on a network of the proxy"
         f" ({'missing' if container is None else container.status}): start it first"
@@ -368,6 +200,22 @@ def addresses(module: AnsibleModule, client: Any, proxy: Any) -> dict[str, list[
             seen[address] = option
             wanted[option].append(address)
     return wanted
+
+
+def switch(module: AnsibleModule, proxy: Proxy, wanted: dict[str, list[str]]) -> None:
+    """Ready, then drain and maint, then wait for the drain; exits the module."""
+    params = module.params
+    waited_ready = bring_up(proxy, wanted["ready"], params["timeout"])
+    put_all(proxy, wanted["drain"], "drain")
+    put_all(proxy, wanted["maint"], "maint")
+    drained, waited_drain = wait_drained(proxy, wanted["drain"], params["drain_timeout"])
+    module.exit_json(
+        changed=proxy.changed,
+        actions=proxy.actions,
+        servers=[slot.as_result() for slot in proxy.slots()],
+        drained=drained,
+        waited_s={"ready": round(waited_ready, 1), "drain": round(waited_drain, 1)},
+    )
 
 
 def main() -> None:
@@ -403,18 +251,16 @@ def main() -> None:
             f"(docker logs {name} says why it stopped)"
         )
     wanted = addresses(module, client, container)
-    proxy = Proxy(module, container, backend)
-    waited_ready = bring_up(proxy, wanted["ready"], module.params["timeout"])
-    put_all(proxy, wanted["drain"], "drain")
-    put_all(proxy, wanted["maint"], "maint")
-    drained, waited_drain = wait_drained(proxy, wanted["drain"], module.params["drain_timeout"])
-    module.exit_json(
-        changed=proxy.changed,
-        actions=proxy.actions,
-        servers=[slot.as_result() for slot in proxy.slots()],
-        drained=drained,
-        waited_s={"ready": round(waited_ready, 1), "drain": round(waited_drain, 1)},
-    )
+    proxy = Proxy(container, backend, module.check_mode, module.warn)
+    try:
+        switch(module, proxy, wanted)
+    except ProxyError as exc:
+        module.fail_json(
+            msg=str(exc),
+            changed=proxy.changed,
+            actions=proxy.actions,
+            servers=[slot.as_result() for slot in exc.slots],
+        )
 
 
 if __name__ == "__main__":

@@ -145,13 +145,19 @@ def not_ready_reason(container: Any, wanted: str, waited: int) -> str:
     )
 
 
-def wait_ready(
-    module: AnsibleModule, containers: dict[str, Any], wanted: str, timeout: int, **details: Any
-) -> dict[str, float]:
+class NotReady(Exception):
+    """A container exited, or was not ready in time; the message is one line."""
+
+    def __init__(self, message: str, waited: dict[str, float]) -> None:
+        super().__init__(message)
+        self.waited = waited
+
+
+def poll_ready(containers: dict[str, Any], wanted: str, timeout: float) -> dict[str, float]:
     """Poll every container together until each is WANTED; seconds until each was.
 
-    Fails the module as soon as one exits, or at TIMEOUT with one clause per container not
-    ready; DETAILS go into the failure result.
+    Raises NotReady as soon as one exits, or at TIMEOUT with one clause per container not
+    ready.
     """
     started = time.monotonic()
     waited: dict[str, float] = {}
@@ -162,15 +168,25 @@ def wait_ready(
             if standing == "ready":
                 waited[name] = round(time.monotonic() - started, 1)
             elif standing == "exited":
-                reason = not_ready_reason(containers[name], wanted, timeout)
-                module.fail_json(msg=f"service {name}: {reason}", waited=waited, **details)
+                reason = not_ready_reason(containers[name], wanted, int(timeout))
+                raise NotReady(f"service {name}: {reason}", waited)
         if len(waited) == len(containers):
             return waited
         if time.monotonic() - started >= timeout:
             reasons = [
-                f"service {name}: {not_ready_reason(containers[name], wanted, timeout)}"
+                f"service {name}: {not_ready_reason(containers[name], wanted, int(timeout))}"
                 for name in containers
                 if name not in waited
             ]
-            module.fail_json(msg="; ".join(reasons), waited=waited, **details)
+            raise NotReady("; ".join(reasons), waited)
         time.sleep(WAIT_POLL_SECONDS)
+
+
+def wait_ready(
+    module: AnsibleModule, containers: dict[str, Any], wanted: str, timeout: int, **details: Any
+) -> dict[str, float]:
+    """poll_ready, failing the module with DETAILS in the result when a container is not."""
+    try:
+        return poll_ready(containers, wanted, timeout)
+    except NotReady as exc:
+        return module.fail_json(msg=str(exc), waited=exc.waited, **details)

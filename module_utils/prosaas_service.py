@@ -25,6 +25,11 @@ from ansible.module_utils.prosaas_spec import (
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     import docker
 
+# Beside the service's container while a new one takes over (replace=beside), and the old
+# one kept stopped afterwards until the release is recorded, for a rollback without downtime.
+NEXT_SUFFIX = "-next"
+PREVIOUS_SUFFIX = "-previous"
+
 
 class ServiceManager:
     """Brings one container to its wanted spec and starts it, recording each action."""
@@ -89,7 +94,7 @@ class ServiceManager:
                 network, driver="bridge", labels={MANAGED_LABEL: MANAGED_BY}
             )
 
-    def create(self, spec: dict[str, Any]) -> Any:
+    def create(self, spec: dict[str, Any], name: str) -> Any:
         params = self.params
         labels = {
             **params["create_labels"],
@@ -98,7 +103,7 @@ class ServiceManager:
             SPEC_LABEL: spec_to_label(spec),
         }
         options: dict[str, Any] = {
-            "name": self.name,
+            "name": name,
             "command": params["command"],
             "environment": {**params["env"], **params["secret_env"]},
             "labels": labels,
@@ -120,22 +125,34 @@ class ServiceManager:
             }
         return self.client.containers.create(params["image"], **options)
 
-    def ensure_started(self) -> Any:
-        spec = self.build_spec()
-        container = self.find_container()
+    def differences_from(self, container: Any, spec: dict[str, Any]) -> list[str]:
+        """What differs between the spec CONTAINER was created from and SPEC."""
+        differences = spec_differences(spec_from_labels(container.labels), spec)
+        differences += [
+            f"secret_env ({key})"
+            for key in secret_env_differences(
+                self.params["secret_env"], container.attrs["Config"].get("Env")
+            )
+        ]
+        return differences
+
+    def compare(self, container: Any, spec: dict[str, Any]) -> None:
+        """Note what runs, and what differs from SPEC."""
         self.diff["after"].update(spec)
         if container is not None:
             self.running_image = container.attrs["Config"]["Image"]
-            before = spec_from_labels(container.labels)
-            self.diff["before"].update(before or {})
-            self.differences = spec_differences(before, spec)
-            self.differences += [
-                f"secret_env ({key})"
-                for key in secret_env_differences(
-                    self.params["secret_env"], container.attrs["Config"].get("Env")
-                )
-            ]
+            self.diff["before"].update(spec_from_labels(container.labels) or {})
+            self.differences = self.differences_from(container, spec)
+
+    def ensure_started(self) -> Any:
+        """Stop first: a container that differs is removed, then the wanted one started."""
+        spec = self.build_spec()
+        container = self.find_container()
+        self.compare(container, spec)
         self.ensure_network()
+        return self.start_in_place(container, spec)
+
+    def start_in_place(self, container: Any, spec: dict[str, Any]) -> Any:
         if container is not None and self.differences:
             self.remove(container, f"recreated (differences: {', '.join(self.differences)})")
             container = None
@@ -144,11 +161,68 @@ class ServiceManager:
         if container is None:
             if self.module.check_mode:
                 return None
-            container = self.create(spec)
+            container = self.create(spec, self.name)
         container.reload()
         if container.status != "running" and self.act("started"):
             container.start()
         return container
+
+    def settle_leftover(self) -> None:
+        """A NAME-next container left by a run that died in the middle of a switch: it
+        becomes the service's container when that one is gone, else it goes."""
+        leftover = find_container(self.client, self.name + NEXT_SUFFIX)
+        if leftover is None:
+            return
+        if self.find_container() is not None:
+            self.remove(leftover, f"removed {leftover.name}, left by an interrupted switch")
+        elif self.act(f"renamed {leftover.name} to {self.name}, left by an interrupted switch"):
+            leftover.rename(self.name)
+
+    def start_beside(self) -> tuple[Any, Any]:
+        """Replace beside: (old, new). NEW is the container to wait for: started as
+        NAME-next beside OLD, the running container it will replace; or, when nothing runs
+        that it would replace, the service's own container (OLD is then None)."""
+        spec = self.build_spec()
+        self.settle_leftover()
+        container = self.find_container()
+        self.compare(container, spec)
+        self.ensure_network()
+        if container is None or not self.differences or container.status != "running":
+            return None, self.start_in_place(container, spec)
+        return container, self.start_candidate(spec)
+
+    def start_candidate(self, spec: dict[str, Any]) -> Any:
+        """Start NAME-next: the container kept stopped as NAME-previous when it is what
+        SPEC wants (a rollback), else a new one; None in check mode."""
+        next_name = self.name + NEXT_SUFFIX
+        kept = find_container(self.client, self.name + PREVIOUS_SUFFIX)
+        if kept is not None and not self.differences_from(kept, spec):
+            if not self.act(f"started {kept.name} again as {next_name}, beside {self.name}"):
+                return None
+            kept.rename(next_name)
+            kept.start()
+            return kept
+        differences = ", ".join(self.differences)
+        if not self.act(f"started {next_name} beside {self.name} (differences: {differences})"):
+            return None
+        container = self.create(spec, next_name)
+        container.start()
+        return container
+
+    def take_over(self, old: Any, new: Any) -> None:
+        """After the switch, OLD stopped: it is kept as NAME-previous and NEW takes NAME."""
+        previous = find_container(self.client, self.name + PREVIOUS_SUFFIX)
+        if previous is not None:
+            previous.remove(force=True)
+        old.rename(self.name + PREVIOUS_SUFFIX)
+        new.rename(self.name)
+        self.actions.append(f"kept {old.name} stopped as {self.name}{PREVIOUS_SUFFIX}")
+        self.actions.append(f"renamed {new.name} to {self.name}")
+
+    def discard(self, new: Any) -> None:
+        """Stop and remove NEW, never switched to: the old container serves on."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self.remove(new, f"removed {new.name}; {self.name} serves on")
 
     def build_spec(self) -> dict[str, Any]:
         try:

@@ -34,6 +34,8 @@ from psycopg.rows import dict_row
 V2_COLUMNS = ("started_at", "ended_at", "duration_sec")
 JOB_QUEUE = "prosaas:jobs"
 FORCED_REASON = "forced unhealthy (DEMO_FAIL_HEALTH=1)"
+# A call in progress (POST /calls/<sid>/hold) and a slow job (work_seconds) last this long at most.
+MAX_HOLD_SECONDS = 60.0
 LISTEN_ALL = "0.0.0.0"  # noqa: S104 - the service must be reachable from other containers
 
 log = logging.getLogger("prosaas-demo")
@@ -266,6 +268,22 @@ def route_end(cfg: Config, match: re.Match[str], _body: bytes) -> Response:
     return (200, row) if row else (404, {"error": "unknown call_sid"})
 
 
+def seconds_from(data: dict[str, Any], key: str) -> float:
+    """DATA[KEY] as a number of seconds between 0 and MAX_HOLD_SECONDS."""
+    value = data.get(key, 0)
+    if not isinstance(value, int | float) or not 0 <= value <= MAX_HOLD_SECONDS:
+        raise BadRequest(f"{key} must be a number of seconds from 0 to {MAX_HOLD_SECONDS:g}")
+    return float(value)
+
+
+def route_hold(cfg: Config, match: re.Match[str], body: bytes) -> Response:
+    """A call in progress: answers once it has lasted `seconds`, even when the service is
+    stopped meanwhile (a graceful stop lets it finish)."""
+    seconds = seconds_from(parse_json(body), "seconds")
+    time.sleep(seconds)
+    return 200, {"call_sid": unquote(match[1]), "held_s": seconds, "version": cfg.version}
+
+
 Handler = Callable[[Config, re.Match[str], bytes], Response]
 Route = tuple[str, re.Pattern[str], Handler]
 
@@ -275,7 +293,10 @@ COMMON_ROUTES: list[Route] = [
     ("POST", re.compile(r"/calls"), route_create),
     ("GET", re.compile(r"/calls/([^/]+)"), route_get),
 ]
-CALLS_ROUTES: list[Route] = [("POST", re.compile(r"/calls/([^/]+)/end"), route_end)]
+CALLS_ROUTES: list[Route] = [
+    ("POST", re.compile(r"/calls/([^/]+)/end"), route_end),
+    ("POST", re.compile(r"/calls/([^/]+)/hold"), route_hold),
+]
 
 
 def dispatch(cfg: Config, method: str, path: str, body: bytes) -> Response:
@@ -367,13 +388,20 @@ def mark_answered(cfg: Config, call_sid: str) -> bool:
         return conn.execute(SQL_ANSWER, [call_sid]).rowcount > 0
 
 
-def job_call_sid(raw: str) -> str | None:
+def parse_job(raw: str) -> tuple[str, float] | None:
+    """The job's call_sid and the seconds its work takes (work_seconds, 0 by default);
+    None for a malformed job."""
     try:
         job = json.loads(raw)
     except ValueError:
         return None
     call_sid = job.get("call_sid") if isinstance(job, dict) else None
-    return call_sid if isinstance(call_sid, str) and call_sid else None
+    if not isinstance(call_sid, str) or not call_sid:
+        return None
+    try:
+        return call_sid, seconds_from(job, "work_seconds")
+    except BadRequest:
+        return None
 
 
 def process_next_job(cfg: Config, client: redis.Redis) -> None:
@@ -381,10 +409,13 @@ def process_next_job(cfg: Config, client: redis.Redis) -> None:
     if item is None:
         return
     raw = item[1]
-    call_sid = job_call_sid(raw)
-    if call_sid is None:
+    job = parse_job(raw)
+    if job is None:
         log.warning("dropping malformed job (%d bytes)", len(raw))
         return
+    call_sid, work_seconds = job
+    # The job's work; a stop signal meanwhile waits for it (the loop checks between jobs).
+    time.sleep(work_seconds)
     try:
         answered = mark_answered(cfg, call_sid)
     except Unhealthy:

@@ -175,6 +175,8 @@ def deploy_summary(report: dict[str, Any]) -> str:
         lines.append(
             "phases: " + ", ".join(f"{name} {_seconds(took)}" for name, took in phases.items())
         )
+    if report.get("strategy"):
+        lines.append(f"strategy: {report['strategy']}")
     plan = report.get("plan") or {}
     if plan.get("pending") is not None:
         lines.append(f"migrations pending before the deploy: {pending_migrations(plan)}")
@@ -351,10 +353,54 @@ def retention_problems(count: Any) -> list[str]:
     ]
 
 
+STRATEGIES = ("stop", "online")
+
+
+def strategy_problems(strategy: Any, fallback: Any) -> list[str]:
+    """A line per bad value of prosaas_deploy_strategy and prosaas_online_fallback."""
+    problems = []
+    if strategy not in STRATEGIES:
+        problems.append(
+            f"prosaas_deploy_strategy is {strategy!r}, it must be stop (stop the app services,"
+            " migrate, start them) or online (migrate while they serve, then replace them behind"
+            " the proxy)"
+        )
+    if not isinstance(fallback, bool) and str(fallback).lower() not in ("true", "false"):
+        problems.append(f"prosaas_online_fallback is {fallback!r}, it must be true or false")
+    return problems
+
+
+def offline_migrations(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's pending migrations that the running release cannot live with."""
+    return [
+        migration
+        for migration in plan.get("migrations") or []
+        if migration.get("status") == "pending" and migration.get("class") != "online"
+    ]
+
+
+def online_refusal(migrations: list[dict[str, Any]]) -> str:
+    """One line naming, for each migration of MIGRATIONS, the statement that makes it
+    offline and why."""
+    named = []
+    for migration in migrations:
+        first = (migration.get("class_reasons") or [{}])[0]
+        why = f"line {first['line']}: {first['reason']}" if first else "class not known"
+        named.append(f"{migration['file']} ({why})")
+    return (
+        f"the online strategy needs every pending migration to be online, and {'; '.join(named)}"
+        f" {'is' if len(named) == 1 else 'are'} not: deploy with prosaas_deploy_strategy=stop,"
+        " or set prosaas_online_fallback: true to let such a deploy stop the app services"
+    )
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "service_images": service_images,
+            "strategy_problems": strategy_problems,
+            "offline_migrations": offline_migrations,
+            "online_refusal": online_refusal,
             "with_images": with_images,
             "pinned_images": pinned_images,
             "tag_conflicts": tag_conflicts,

@@ -19,6 +19,7 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 ROUTE_KEYS = {"service", "port", "listen", "publish"}
+OPTIONAL_ROUTE_KEYS = {"health"}
 HEALTH_PORT = 8405  # the proxy's own health check (monitor-uri), on its loopback only
 SLOTS = 3  # containers of one service the proxy can route to at once
 
@@ -33,10 +34,10 @@ defaults
     timeout client 75s
     timeout server 75s
     timeout queue 5s
-    timeout check 2s
+    timeout check 3s
     retries 3
     option redispatch 1
-    default-server init-addr none resolvers docker check inter 1s fall 2 rise 1
+    default-server init-addr none resolvers docker check inter 2s downinter 1s fall 2 rise 1
 
 resolvers docker
     nameserver dns 127.0.0.11:53
@@ -62,7 +63,13 @@ frontend {service}
 backend {service}
     http-error status 503 content-type text/plain hdr Retry-After {retry_after} \
 string "{service} is being deployed: retry in {retry_after} s"
-    server-template {service} {slots} {service}:{port}
+{check}    server-template {service} {slots} {service}:{port}
+"""
+# A route with a health path is checked over HTTP: a new container takes requests only once
+# its own health check passes, not as soon as its port opens.
+HTTP_CHECK = """\
+    option httpchk GET {health}
+    http-check expect status 200
 """
 
 
@@ -71,9 +78,16 @@ def _route_problems(routes: Any) -> list[str]:
         return [f"prosaas_proxy_routes must be a list, not {type(routes).__name__}"]
     problems = []
     for index, route in enumerate(routes):
-        if not isinstance(route, dict) or set(route) != ROUTE_KEYS:
+        if not isinstance(route, dict) or not ROUTE_KEYS <= set(route) <= ROUTE_KEYS | (
+            OPTIONAL_ROUTE_KEYS
+        ):
             problems.append(
                 f"prosaas_proxy_routes[{index}] must have service, port, listen and publish"
+                " (and may have health); fix it in the inventory's group_vars"
+            )
+        elif "health" in route and not str(route["health"]).startswith("/"):
+            problems.append(
+                f"prosaas_proxy_routes[{index}].health must be a path such as /health"
                 "; fix it in the inventory's group_vars"
             )
     return problems
@@ -93,6 +107,7 @@ def haproxy_config(routes: list[dict[str, Any]], retry_after: int) -> str:
                 listen=int(route["listen"]),
                 retry_after=int(retry_after),
                 slots=SLOTS,
+                check=HTTP_CHECK.format(health=route["health"]) if "health" in route else "",
             )
         )
     return "".join(parts)

@@ -8,15 +8,9 @@ client's rows.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 
 import docker
@@ -32,6 +26,7 @@ from tests.e2e.conftest import (
     Stack,
     wait_until,
 )
+from tests.e2e.traffic import Background, CallWriter
 
 MIGRATION_109_DONE = "✅ Migration 109 complete"
 
@@ -66,63 +61,7 @@ def assert_rolled_back(stack: Stack, run: DeployRun, phase: str, v1: dict) -> di
     return failed[0]
 
 
-# --- a client of the API, and a reader of call_log ------------------------------------
-
-
-@dataclass
-class Background:
-    """A loop on its own thread: start() runs run(), finish() stops it and waits for it."""
-
-    stop: threading.Event = field(default_factory=threading.Event, init=False)
-    thread: threading.Thread | None = field(default=None, init=False)
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        self.stop.set()
-        assert self.thread is not None
-        self.thread.join(timeout=10)
-
-
-@dataclass
-class CallWriter(Background):
-    """POSTs /calls every 50 ms with a new call_sid; keeps the ones answered 201, and
-    counts every other answer: ``503 retry-after 5``, ``refused``, ``timed out``, ..."""
-
-    port: int
-    acked: list[tuple[float, str]] = field(default_factory=list)
-    failed: int = 0
-    answers: Counter[str] = field(default_factory=Counter)
-
-    def run(self) -> None:
-        url = f"http://127.0.0.1:{self.port}/calls"
-        while not self.stop.is_set():
-            call_sid = f"e2e-{uuid.uuid4().hex}"
-            request = urllib.request.Request(
-                url,
-                data=json.dumps({"call_sid": call_sid, "from_number": "+15550100"}).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-                    if response.status == 201:
-                        self.acked.append((time.monotonic(), call_sid))
-                    self.answers[str(response.status)] += 1
-            except urllib.error.HTTPError as error:
-                self.failed += 1
-                self.answers[f"{error.code} retry-after {error.headers.get('Retry-After')}"] += 1
-            except (OSError, urllib.error.URLError) as error:
-                self.failed += 1
-                reason = getattr(error, "reason", error)
-                refused = isinstance(reason, ConnectionRefusedError)
-                self.answers["refused" if refused else type(reason).__name__] += 1
-            time.sleep(0.05)
+# --- a reader of call_log ----------------------------------------------------------
 
 
 @dataclass

@@ -309,3 +309,40 @@ def test_tag_conflicts_names_a_tag_the_hosts_pulled_at_two_digests() -> None:
     pulls = [{"app:v2": "app@sha256:1", "redis:7": "redis@sha256:9"}, {"app:v2": "app@sha256:2"}]
     assert filters.tag_conflicts(pulls) == ["app:v2 is at app@sha256:1 and app@sha256:2"]
     assert filters.tag_conflicts([{"app:v2": "app@sha256:1"}, {"app:v2": "app@sha256:1"}]) == []
+
+
+@pytest.mark.parametrize(
+    ("strategy", "fallback", "named"),
+    [
+        ("stop", False, []),
+        ("online", "true", []),
+        ("rolling", False, ["prosaas_deploy_strategy is 'rolling'"]),
+        ("online", "maybe", ["prosaas_online_fallback is 'maybe'"]),
+    ],
+)
+def test_strategy_problems_name_the_setting_and_its_choices(
+    strategy: str, fallback: object, named: list[str]
+) -> None:
+    problems = filters.strategy_problems(strategy, fallback)
+    assert [problem.split(",")[0] for problem in problems] == named
+
+
+def test_online_refusal_names_each_offline_file_its_line_and_why() -> None:
+    plan = {
+        "migrations": [
+            {"file": "0109_a.sql", "status": "applied", "class": "offline"},
+            {"file": "0110_b.sql", "status": "pending", "class": "online"},
+            {
+                "file": "0111_c.sql",
+                "status": "pending",
+                "class": "offline",
+                "class_reasons": [{"line": 4, "reason": "SET NOT NULL scans call_log"}],
+            },
+        ]
+    }
+    offline = filters.offline_migrations(plan)
+    assert [m["file"] for m in offline] == ["0111_c.sql"]
+    line = filters.online_refusal(offline)
+    assert "0111_c.sql (line 4: SET NOT NULL scans call_log) is not" in line
+    assert "prosaas_deploy_strategy=stop" in line and "prosaas_online_fallback" in line
+    assert "\n" not in line

@@ -28,13 +28,19 @@ def test_each_route_is_a_frontend_and_a_backend_found_by_its_service_name() -> N
     # server slots filled from DNS: a new container can serve beside the old one
     assert "    server-template prosaas-api 3 prosaas-api:8000\n" in config
     assert "frontend prosaas-calls\n    bind :8001\n" in config
-    # a connect check every second: whether the app is healthy is Docker's health check,
-    # which the deploy waits for before it puts a container in the rotation
-    assert "check inter 1s fall 2 rise 1" in config
+    # a route without a health path: a connect check, every second while a server is down
+    assert "check inter 2s downinter 1s fall 2 rise 1" in config
     assert "httpchk" not in config
     # Docker's DNS, re-resolved every second: a recreated container is found again
     assert "nameserver dns 127.0.0.11:53" in config
     assert "init-addr none resolvers docker" in config
+
+
+def test_a_route_with_a_health_path_takes_a_container_once_that_answers_200() -> None:
+    config = proxy.haproxy_config([{**ROUTES[0], "health": "/health"}, ROUTES[1]], 7)
+    api, calls = config.split("\nbackend prosaas-api\n")[1].split("\nbackend prosaas-calls\n")
+    assert "    option httpchk GET /health\n    http-check expect status 200\n" in api
+    assert "httpchk" not in calls
 
 
 def test_a_service_that_is_down_gets_503_with_retry_after() -> None:
@@ -56,6 +62,7 @@ def test_the_proxy_service_publishes_each_route_and_carries_its_config() -> None
         {"service": "prosaas-api"},
         [{"service": "prosaas-api", "port": 8000}],
         [{**ROUTES[0], "weight": 3}],
+        [{**ROUTES[0], "health": "health"}],
     ],
 )
 def test_a_malformed_route_list_is_one_line_naming_the_setting(routes: object) -> None:
