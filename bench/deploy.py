@@ -1,13 +1,15 @@
-"""Benchmark: the v1 -> v2 deploy (migration 109) of the demo stack, four ways.
+"""Benchmark: the v1 -> v2 deploy (migration 109) of the demo stack, five ways.
 
-    python bench/deploy.py [--runs 5] [--ways compose,ansible,floor,ssh] [--baseline COMMIT]
-                           [--out FILE.json]
+    python bench/deploy.py [--runs 5] [--ways compose,ansible,online,floor,ssh]
+                           [--baseline COMMIT] [--out FILE.json]
 
 - compose: the seed's way, bench/deploy/docker-compose.yml + docker-compose.prod.yml:
   `docker-compose ... down`, then `up -d` with VERSION=v2; done when the three app
   containers report healthy (docker-compose 1.x has no --wait, so this script polls);
 - ansible: `ansible-playbook deploy.yml -e prosaas_app_version=v2` on an isolated copy of
   the local stack (own prefix, network, ports, state and reports), as the tests run it;
+- online: the ansible way with prosaas_deploy_strategy=online: 109 applied while v1 serves,
+  then each v2 container started beside the v1 one and switched to behind the proxy;
 - floor: bench/deploy/floor.sh, the same steps as bare docker CLI calls;
 - ssh: the ansible way over SSH, as the deploy user, to a server the benchmark starts once
   (a test host of tests/ssh_hosts.py, prepared by playbooks/prepare.yml, the demo images
@@ -20,6 +22,11 @@ ways rotates from run to run. A prober calls the API's /health on loopback every
 (one request at a time), from before the deploy until v2 has answered healthy for 2 s
 after the deploy ended; downtime is from the first failed request to the answer of the
 first success after which nothing failed.
+A steady load runs beside the prober: LOAD_CLIENTS clients, each sending GET /calls (a
+database read) on a new connection every LOAD_INTERVAL_S, every request logged. It runs
+QUIET_S before the deploy with nothing else going on (its p99 latency there is the
+reference), then through the deploy. The switch window is the start phase and what
+follows it (from the deploy's report); its p99 is compared with the quiet one.
 It prints a markdown table of medians and the targets, and writes every figure to a JSON
 file. Everything it creates is named bench-<id>-... and removed at the end, even on
 failure. A missed target is a result: the exit code is non-zero only when the benchmark
@@ -71,7 +78,7 @@ from tests.ssh_stack import Tunnel, load_images, write_stack_inventory
 HERE = ROOT / "bench" / "deploy"
 COMPOSE_FILES = (HERE / "docker-compose.yml", HERE / "docker-compose.prod.yml")
 FLOOR_SCRIPT = HERE / "floor.sh"
-WAY_NAMES = ("compose", "ansible", "floor", "ssh")
+WAY_NAMES = ("compose", "ansible", "online", "floor", "ssh")
 APP_SERVICES = ("prosaas-api", "prosaas-calls", "worker")
 IMAGES = (
     "prosaas-demo/postgres:15",
@@ -112,6 +119,12 @@ MAX_PROBES = int((COMMAND_TIMEOUT_S + SETTLE_LIMIT_S + PROBE_LEAD_S) / PROBE_INT
 WALL_RATIO_TARGET = 2.0  # ansible's median wall time at most this many times the floor's
 SSH_RATIO_TARGET = 1.3  # ssh's median wall time at most this many times ansible's (local)
 DOWNTIME_SLACK_S = 1.0  # ansible's median downtime at most the floor's plus this
+P99_SLACK_MS = 50.0  # online: p99 during the switch at most the quiet p99 plus this
+
+LOAD_CLIENTS = 4
+LOAD_INTERVAL_S = 0.05
+QUIET_S = 5.0  # the load alone, before the deploy: the reference p99
+SWITCH_TAIL_S = 3.0  # after the record phase: housekeeping, report, unlock
 
 
 # --- commands and containers -------------------------------------------------------
@@ -276,6 +289,7 @@ class AnsibleWay(Way):
     from the checkout (ROOT) or from another tree of the project (a baseline commit's)."""
 
     name = "ansible"
+    deploy_args: tuple[str, ...] = ()  # ansible-playbook's extra arguments for v2
 
     def __init__(
         self, client: docker.DockerClient, prefix: str, workdir: Path, root: Path = ROOT
@@ -300,7 +314,7 @@ class AnsibleWay(Way):
         }
         self.vars_file.write_text(json.dumps(extravars), encoding="utf-8")
 
-    def playbook(self, version: str) -> None:
+    def playbook(self, version: str, *extra: str) -> None:
         command = [
             self.playbook_command,
             *self.inventory_args(),
@@ -309,6 +323,7 @@ class AnsibleWay(Way):
             f"@{self.vars_file}",
             "-e",
             f"prosaas_app_version={version}",
+            *extra,
         ]
         env = {"ANSIBLE_CONFIG": str(self.root / "ansible.cfg")}
         what = f"{self.name}: ansible-playbook deploy.yml ({version})"
@@ -326,7 +341,7 @@ class AnsibleWay(Way):
         self.playbook("v1")
 
     def deploy_v2(self) -> dict[str, Any]:
-        self.playbook("v2")
+        self.playbook("v2", *self.deploy_args)
         report = self.v2_report()
         return {"phases": report.get("phases", {}), "report_downtime_s": report.get("downtime_s")}
 
@@ -334,6 +349,14 @@ class AnsibleWay(Way):
         """The deploy report of the v2 release (reports/<release>.json)."""
         paths = sorted(self.reports_dir.glob("*-v2.json"))
         return json.loads(paths[-1].read_text(encoding="utf-8")) if paths else {}
+
+
+class OnlineWay(AnsibleWay):
+    """The ansible way, v2 deployed with the online strategy (v1 the usual way)."""
+
+    name = "online"
+
+    deploy_args = ("-e", "prosaas_deploy_strategy=online")
 
 
 class SshWay(AnsibleWay):
@@ -436,6 +459,7 @@ def rounded(seconds: dict[str, float]) -> dict[str, float]:
 WAY_CLASSES: dict[str, type[Way]] = {
     "compose": ComposeWay,
     "ansible": AnsibleWay,
+    "online": OnlineWay,
     "floor": FloorWay,
     "ssh": SshWay,
 }
@@ -528,6 +552,106 @@ class Prober:
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(PROBE_TIMEOUT_S * 2)
+
+
+# --- the steady load ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    at: float  # time.perf_counter() when it was sent
+    latency_s: float
+    ok: bool  # 200
+
+
+def read_calls(port: int) -> Request:
+    """One GET /calls (a count of call_log) on a new connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_TIMEOUT_S)
+    at = time.perf_counter()
+    try:
+        conn.request("GET", "/calls")
+        response = conn.getresponse()
+        response.read()
+        ok = response.status == 200
+    except (OSError, http.client.HTTPException):
+        ok = False
+    finally:
+        conn.close()
+    return Request(at, time.perf_counter() - at, ok)
+
+
+class Load:
+    """LOAD_CLIENTS clients on their own threads, each one request at a time,
+    LOAD_INTERVAL_S apart; every request is kept."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.requests: list[Request] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [
+            threading.Thread(target=self.client, name=f"load-{n}", daemon=True)
+            for n in range(LOAD_CLIENTS)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def client(self) -> None:
+        while not self.stopping.is_set():
+            request = read_calls(self.port)
+            with self.lock:
+                self.requests.append(request)
+            self.stopping.wait(LOAD_INTERVAL_S)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(PROBE_TIMEOUT_S * 2)
+
+
+def p99_ms(requests: list[Request]) -> float | None:
+    latencies = sorted(r.latency_s for r in requests)
+    if len(latencies) < 2:
+        return None
+    return round(statistics.quantiles(latencies, n=100)[98] * 1000, 1)
+
+
+def load_figures(
+    requests: list[Request], started: float, ended: float, switch_s: float | None
+) -> dict[str, Any]:
+    """Failed requests and p99 latencies: quiet (before the deploy), through the deploy,
+    and in the switch window (the deploy's last SWITCH_S seconds; all of it when None)."""
+    quiet = [r for r in requests if r.at < started]
+    during = [r for r in requests if r.at >= started]
+    switch_from = started if switch_s is None else max(started, ended - switch_s)
+    switch = [r for r in during if switch_from <= r.at <= ended]
+    quiet_p99, switch_p99 = p99_ms(quiet), p99_ms(switch)
+    return {
+        "clients": LOAD_CLIENTS,
+        "requests": len(during),
+        "failed": sum(not r.ok for r in during),
+        "quiet_requests": len(quiet),
+        "quiet_failed": sum(not r.ok for r in quiet),
+        "p99_quiet_ms": quiet_p99,
+        "p99_deploy_ms": p99_ms(during),
+        "switch_window_s": round(ended - switch_from, 2),
+        "p99_switch_ms": switch_p99,
+        "p99_switch_over_quiet_ms": (
+            round(switch_p99 - quiet_p99, 1)
+            if switch_p99 is not None and quiet_p99 is not None
+            else None
+        ),
+    }
+
+
+def switch_seconds(details: dict[str, Any]) -> float | None:
+    """How long the switch window is: the start and record phases and the tail after."""
+    phases = details.get("phases") or {}
+    if "start" not in phases:
+        return None
+    return phases["start"] + phases.get("record", 0.0) + SWITCH_TAIL_S
 
 
 # --- what the prober saw -----------------------------------------------------------
@@ -635,6 +759,7 @@ class RunResult:
     details: dict[str, Any]
     load_average: tuple[float, float, float]
     timeline: list[dict[str, Any]]
+    load: dict[str, Any]
 
 
 def count_109_columns(way: Way) -> int:
@@ -703,19 +828,30 @@ def measure(way: Way, run: int) -> RunResult:
     note(f"run {run}, {way.name}: bringing v1 up")
     setup_s = prepare(way)
     note(f"run {run}, {way.name}: deploying v2")
-    load = os.getloadavg()
-    prober = Prober(way.api_port)
-    prober.start()
+    load = Load(way.api_port)
+    load.start()
     try:
-        started = time.perf_counter()
-        details = way.deploy_v2()
-        ended = time.perf_counter()
-        settled = prober.wait_settled(ended)
+        time.sleep(QUIET_S)
+        load_average = os.getloadavg()
+        prober = Prober(way.api_port)
+        prober.start()
+        try:
+            started = time.perf_counter()
+            details = way.deploy_v2()
+            ended = time.perf_counter()
+            settled = prober.wait_settled(ended)
+        finally:
+            prober.stop()
     finally:
-        prober.stop()
+        load.stop()
     check_deployed(way)
     seen = outage(prober.probes, started)
-    note(f"run {run}, {way.name}: {ended - started:.1f} s, downtime {seen.downtime_s:.2f} s")
+    figures = load_figures(load.requests, started, ended, switch_seconds(details))
+    note(
+        f"run {run}, {way.name}: {ended - started:.1f} s, downtime {seen.downtime_s:.2f} s,"
+        f" load: {figures['failed']} of {figures['requests']} failed, p99 switch"
+        f" {figures['p99_switch_ms']} ms vs quiet {figures['p99_quiet_ms']} ms"
+    )
     return RunResult(
         way=way.name,
         run=run,
@@ -724,8 +860,9 @@ def measure(way: Way, run: int) -> RunResult:
         settled=settled,
         setup_s=round(setup_s, 2),
         details=details,
-        load_average=load,
+        load_average=load_average,
         timeline=timeline(prober.probes, started),
+        load=figures,
     )
 
 
@@ -748,6 +885,10 @@ class WaySummary:
     phases_median_s: dict[str, float]
     wall_to_floor: float | None
     downtime_to_floor: float | None
+    load_failed: Spread | None  # failed requests of the steady load, per run
+    p99_quiet_ms: Spread | None
+    p99_switch_ms: Spread | None
+    p99_over_quiet_ms: Spread | None  # the switch's p99 minus the quiet one, per run
 
 
 def spread_text(spread: Spread | None, digits: int = 1) -> str:
@@ -771,6 +912,11 @@ def spread_of(values: list[float]) -> Spread | None:
     return Spread.of(values, ndigits=3)
 
 
+def load_spread(runs: list[RunResult], key: str) -> Spread | None:
+    values = [r.load[key] for r in runs if r.load.get(key) is not None]
+    return spread_of([float(value) for value in values]) if values else None
+
+
 def summarise_way(way: str, runs: list[RunResult], failures: int) -> WaySummary:
     return WaySummary(
         way=way,
@@ -785,6 +931,10 @@ def summarise_way(way: str, runs: list[RunResult], failures: int) -> WaySummary:
         phases_median_s=median_phases(runs) if runs else {},
         wall_to_floor=None,
         downtime_to_floor=None,
+        load_failed=load_spread(runs, "failed"),
+        p99_quiet_ms=load_spread(runs, "p99_quiet_ms"),
+        p99_switch_ms=load_spread(runs, "p99_switch_ms"),
+        p99_over_quiet_ms=load_spread(runs, "p99_switch_over_quiet_ms"),
     )
 
 
@@ -824,9 +974,31 @@ def ssh_target(by_way: dict[str, WaySummary]) -> list[Target]:
     ]
 
 
+def online_targets(by_way: dict[str, WaySummary]) -> list[Target]:
+    """Online: no failed request in any run, under the prober and the load; the switch's
+    p99 within P99_SLACK_MS of the quiet p99 in every run."""
+    online = by_way.get("online")
+    if not (online and online.runs and online.failed and online.load_failed):
+        return []
+    over = online.p99_over_quiet_ms
+    return [
+        Target(
+            "online: 0 failed requests in every run (prober and steady load)",
+            online.failed.high == 0 and online.load_failed.high == 0 and not online.runs_failed,
+            f"prober {online.failed.high:.0f}, load {online.load_failed.high:.0f} at most,"
+            f" over {online.runs} of {online.runs + online.runs_failed} runs",
+        ),
+        Target(
+            f"online: p99 during the switch <= the quiet p99 + {P99_SLACK_MS:g} ms, every run",
+            over is not None and over.high <= P99_SLACK_MS,
+            "-" if over is None else f"{over.text(1)} ms above (median, min-max)",
+        ),
+    ]
+
+
 def targets(summaries: list[WaySummary]) -> list[Target]:
     by_way = {s.way: s for s in summaries}
-    return floor_targets(by_way) + ssh_target(by_way)
+    return floor_targets(by_way) + online_targets(by_way) + ssh_target(by_way)
 
 
 def floor_targets(by_way: dict[str, WaySummary]) -> list[Target]:
@@ -880,6 +1052,20 @@ def markdown_table(summaries: list[WaySummary]) -> str:
     return "\n".join(lines)
 
 
+def load_table(summaries: list[WaySummary]) -> str:
+    lines = [
+        "| way | load: failed requests, median (min-max) | p99 quiet ms | p99 switch ms |"
+        " switch over quiet ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {s.way} | {spread_text(s.load_failed, 0)} | {spread_text(s.p99_quiet_ms)} |"
+        f" {spread_text(s.p99_switch_ms)} | {spread_text(s.p99_over_quiet_ms)} |"
+        for s in summaries
+    ]
+    return "\n".join(lines)
+
+
 def phase_lines(summaries: list[WaySummary]) -> list[str]:
     return [
         f"- {s.way}: "
@@ -889,7 +1075,8 @@ def phase_lines(summaries: list[WaySummary]) -> list[str]:
 
 
 def report_text(summaries: list[WaySummary], goals: list[Target], failures: list[FailedRun]) -> str:
-    lines = [markdown_table(summaries), "", "Phase medians (s):", *phase_lines(summaries), ""]
+    lines = [markdown_table(summaries), "", load_table(summaries), ""]
+    lines += ["Phase medians (s):", *phase_lines(summaries), ""]
     lines += target_lines(goals) or ["- targets: not judged (they need ansible and floor)"]
     lines += [
         f"- warning: {s.way}: v2 did not answer steadily after {s.unsettled_runs} deploy(s)"
@@ -1013,7 +1200,8 @@ def run_benchmark(args: argparse.Namespace, started: datetime) -> dict[str, Any]
     machine["load_average_at_end"] = os.getloadavg()
     return {
         "benchmark": (
-            "deploy v1 -> v2 (migration 109): compose vs ansible (local, ssh) vs bare docker"
+            "deploy v1 -> v2 (migration 109): compose vs ansible (stop, online; local, ssh)"
+            " vs bare docker"
         ),
         "command": command_line(sys.argv),
         "started_at": started.isoformat(timespec="seconds"),
@@ -1028,6 +1216,14 @@ def run_benchmark(args: argparse.Namespace, started: datetime) -> dict[str, Any]
             "lead_s": PROBE_LEAD_S,
             "steady_after_deploy_s": STEADY_S,
             "definitions": Outage.__doc__,
+        },
+        "load": {
+            "endpoint": "GET /calls on the api's loopback port, new connection each time",
+            "clients": LOAD_CLIENTS,
+            "interval_s": LOAD_INTERVAL_S,
+            "quiet_s": QUIET_S,
+            "switch_window": "the start and record phases and SWITCH_TAIL_S after them",
+            "switch_tail_s": SWITCH_TAIL_S,
         },
         "summary": [asdict(s) for s in summaries],
         "targets": [asdict(t) for t in goals],

@@ -319,7 +319,7 @@ class Run:
         self.module.fail_json(
             msg=reason,
             changed=any(manager.changed for manager in self.managers),
-            actions={manager.name: manager.actions for manager in self.managers},
+            services=[{"name": m.name, "actions": m.actions} for m in self.managers],
             waited=self.waited,
             switched=self.switched,
         )
@@ -355,7 +355,7 @@ class Run:
         name = self.module.params["proxy_container"]
         if not name or not self.routed() or self.module.check_mode:
             return None
-        container = running_proxy(self.client, name)
+        container = running_proxy(self.client, name, wait=self.module.params["wait_timeout"])
         if container is None:
             self.undo()
             self.fail(f"proxy container {name} is not running: start the proxy service first")
@@ -365,6 +365,7 @@ class Run:
         """Every routed container UP in the proxy; beside, each old one drained after its
         replacement is UP."""
         params = self.module.params
+        started_at = proxy.attrs["State"]["StartedAt"]
         for backend, manager in self.routed():
             runtime = Proxy(proxy, backend, self.module.check_mode, self.module.warn)
             new, old = self.new[manager.name], self.old.get(manager.name)
@@ -374,6 +375,8 @@ class Run:
                 drained = old is None or drain(
                     runtime, [address_on(old, proxy)], params["drain_timeout"]
                 )
+                if old is not None:
+                    check_not_restarted(proxy, started_at)
             except ProxyError as exc:
                 self.undo(proxy)
                 self.fail(f"{exc}{self.undone()}")
@@ -433,6 +436,17 @@ class Run:
             }
             for entry, manager in zip(self.entries, self.managers, strict=True)
         ]
+
+
+def check_not_restarted(proxy: Any, started_at: str) -> None:
+    """A proxy that restarted in the middle of a switch lost what it was told: the switch
+    is not trusted, and undone."""
+    proxy.reload()
+    if proxy.attrs["State"]["StartedAt"] != started_at:
+        raise ProxyError(
+            f"proxy container {proxy.name} restarted during the switch"
+            f" (restarts: {proxy.attrs.get('RestartCount', '?')}); the switch is undone"
+        )
 
 
 def timed_stop(manager: ServiceManager, container: Any) -> float:

@@ -33,11 +33,15 @@ RUNNING = "running"
 
 
 class ProxyError(Exception):
-    """The proxy refused or could not be asked; the message is one line."""
+    """The proxy refused or could not be asked; the message is one line. TRANSIENT: HAProxy
+    could not be reached at all (its container restarting, its socket not open yet)."""
 
-    def __init__(self, message: str, slots: list[Slot] | None = None) -> None:
+    def __init__(
+        self, message: str, slots: list[Slot] | None = None, transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.slots = slots or []
+        self.transient = transient
 
 
 def first_line(text: str) -> str:
@@ -58,9 +62,13 @@ class Proxy:
         self.actions: list[str] = []
         self.changed = False
 
-    def error(self, message: str, slots: list[Slot] | None = None) -> ProxyError:
+    def error(
+        self, message: str, slots: list[Slot] | None = None, transient: bool = False
+    ) -> ProxyError:
         return ProxyError(
-            f"proxy container {self.container.name}, backend {self.backend}: {message}", slots
+            f"proxy container {self.container.name}, backend {self.backend}: {message}",
+            slots,
+            transient,
         )
 
     def ask(self, command: str) -> str:
@@ -68,10 +76,14 @@ class Proxy:
         try:
             code, (out, err) = self.container.exec_run(["proxy-api", command], demux=True)
         except (APIError, *ENGINE_CONNECTION_ERRORS) as exc:
-            raise self.error(f"cannot run proxy-api in it: {one_line(exc)}") from None
+            raise self.error(
+                f"cannot run proxy-api in it: {one_line(exc)}", transient=True
+            ) from None
         said = first_line((err or out or b"").decode("utf-8", "replace"))
         if code == SOCKET_UNREACHABLE:
-            raise self.error(f"{said}; is HAProxy running (docker logs {self.container.name})?")
+            raise self.error(
+                f"{said}; is HAProxy running (docker logs {self.container.name})?", transient=True
+            )
         if code != 0:
             raise self.error(
                 f"proxy-api failed (exit status {code}): {said}; "
@@ -127,7 +139,14 @@ def bring_up(proxy: Proxy, addresses: list[str], timeout: float) -> float:
     started = time.monotonic()
     pending = list(addresses)
     while True:
-        slots = proxy.slots()
+        try:
+            slots = proxy.slots()
+        except ProxyError as exc:
+            # A proxy that restarts comes back with every container in a slot: wait for it.
+            if not exc.transient or time.monotonic() - started >= timeout:
+                raise
+            time.sleep(POLL_SECONDS)
+            continue
         for address in list(pending):
             slot = slot_of(slots, address)
             if slot is None:
@@ -216,7 +235,14 @@ def as_address(given: str) -> str:
     return ""
 
 
-def running_proxy(client: Any, name: str) -> Any:
-    """The proxy's container when it runs; None when it is missing or stopped."""
-    container = find_container(client, name)
-    return container if container is not None and container.status == RUNNING else None
+def running_proxy(client: Any, name: str, wait: float = 0) -> Any:
+    """The proxy's container when it runs, waiting up to WAIT seconds for one that is
+    restarting; None when it is missing or stopped."""
+    deadline = time.monotonic() + wait
+    while True:
+        container = find_container(client, name)
+        if container is not None and container.status == RUNNING:
+            return container
+        if container is None or container.status != "restarting" or time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_SECONDS)

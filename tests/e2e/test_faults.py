@@ -1,14 +1,8 @@
-"""Fault injection: a v1 -> v2 deploy broken at a named phase, one row per fault.
+"""Fault injection into the stop flow: a v1 -> v2 deploy broken at a named phase, one row
+per fault, each checked as tests/e2e/faults.py says (test_online.py has the online rows).
 
-All rows share one stack: v1 deployed once, call_log seeded with rows. Before each row the
-stack is brought back to v1 with 109 not applied. For every row:
-- the play exits non-zero with one line naming the cause;
-- v1 ends healthy, by the flow itself or by the RUNBOOK.md entry the row names (run as the
-  operator would run it);
-- call_log keeps every row it had, unchanged (count and content checksum);
-- the deploy lock is released;
-- the release history records the failure, when it came after the lock was taken.
-What each row saw goes into docs/reliability.md (tests/e2e/reliability.py).
+The rows of FAULTS share one stack; those of ENGINE_FAULTS and REGISTRY_FAULTS another,
+alone on the second engine, which they restart.
 """
 
 from __future__ import annotations
@@ -17,48 +11,42 @@ import contextlib
 import functools
 import getpass
 import json
-import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import ansible_runner
 import docker
 import pytest
 import yaml
 
-from tests.conftest import ROOT, playbook_args, remove_stack
+from tests.conftest import ROOT, remove_stack
 from tests.e2e.conftest import (
-    APP_SERVICES,
     RESET_109_SQL,
     DeployRun,
     Hook,
     Stack,
-    deploy_pid,
     deploy_with_hooks,
-    signal_until_gone,
     stack_on,
     wait_until,
 )
-from tests.e2e.reliability import RECORD, Observed
+from tests.e2e.faults import (
+    MIGRATE_TASK,
+    Fault,
+    FaultStack,
+    check_fault,
+    fault_id,
+    killed_at,
+    seeded_v1,
+    while_holding_call_log,
+)
+from tests.e2e.reliability import RECORD
 from tests.engines import Engine
 from tests.pg_cluster import free_loopback_port
 from tests.registry import Registry, push_images
 from tests.relay import Relay
-
-SEED_ROWS = 2_000
-MIGRATE_TASK = "Run the migrate image to completion"
-CHECKSUM_SQL = """
-    SELECT count(*), coalesce(md5(string_agg(concat_ws('|', id, call_sid, direction,
-        from_number, to_number, status, created_at, answered_at, updated_at, duration),
-        ',' ORDER BY id)), '')
-    FROM call_log
-"""
 
 # --- injection --------------------------------------------------------------------------
 
@@ -67,57 +55,6 @@ def dead_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
     return process.pid
-
-
-# --- the shared stack -------------------------------------------------------------------
-
-
-@dataclass
-class FaultStack:
-    stack: Stack
-    client: docker.DockerClient
-    engine: Engine | None = None  # set when the stack has an engine of its own to restart
-    unhealthy_version: str = ""  # the app tag that never turns healthy
-    registry: Registry | None = None  # set for the rows that pull from the test registry
-
-    def checksum(self) -> tuple[int, str]:
-        with self.stack.connect(autocommit=True) as conn:
-            count, digest = conn.execute(CHECKSUM_SQL).fetchone()
-        return int(count), str(digest)
-
-    def reset_to_v1(self) -> None:
-        """v1 running healthy, 109 not applied, no lock: the starting state of every row."""
-        with contextlib.suppress(FileNotFoundError):
-            self.stack.lock_path.unlink()
-        history = self.stack.state_dir / "releases.json"
-        try:
-            json.loads(history.read_text())
-        except ValueError:  # a row that corrupted it failed before restoring it
-            history.write_text((self.stack.state_dir / "releases.json.bak").read_text())
-        with self.stack.connect(autocommit=True) as conn:
-            conn.execute(RESET_109_SQL)
-        if not self.runs_v1():
-            self.stack.deploy_ok("v1")
-        self.stack.assert_app_healthy_on("v1")
-
-    def runs_v1(self) -> bool:
-        return self.stack.runs_healthy("v1")
-
-    def container(self, service: str) -> Any:
-        return self.stack.container(service)
-
-
-def seeded_v1(stack: Stack) -> Stack:
-    """STACK with v1 deployed and SEED_ROWS rows in call_log."""
-    stack.deploy_ok("v1")
-    with stack.connect(autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO call_log (call_sid, from_number, status, duration)"
-            " SELECT 'seed-' || n, '+1555' || n, 'completed', n %% 600"
-            " FROM generate_series(1, %s) AS n",
-            (SEED_ROWS,),
-        )
-    return stack
 
 
 @pytest.fixture(scope="module")
@@ -139,21 +76,6 @@ def engine_faults(second_engine: Engine, tmp_path_factory) -> Iterator[FaultStac
 
 
 # --- rows ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fault:
-    name: str
-    phase: str
-    cause: tuple[str, ...]  # words the failure line must contain
-    inject: Callable[[FaultStack], DeployRun]
-    runbook: str = ""  # RUNBOOK.md entry that recovers, when the flow cannot by itself
-    # The runbook entry's commands, or (no runbook) putting v1 back after a row whose
-    # failure left another release running.
-    # Returns False when the flow had already recovered and nothing was run.
-    recover: Callable[[FaultStack, DeployRun], bool | None] | None = None
-    recorded: bool = True  # the failure came after the lock: it is in the history
-    touched: bool = True  # False: the app containers must be the same ones after the failure
 
 
 def db_unreachable_in_preflight(s: FaultStack) -> DeployRun:
@@ -186,28 +108,6 @@ def db_unreachable_in_verify(s: FaultStack) -> DeployRun:
         return s.stack.deploy("v2", prosaas_database_url_from_deployer=url)
     finally:
         relay.close()
-
-
-def while_holding_call_log(s: FaultStack, act: Callable[[], None], **extra: Any) -> DeployRun:
-    """Deploy v2 while a session holds a lock on call_log (the migrator waits); ACT meanwhile."""
-    holder = s.stack.connect()
-    holder.execute("SELECT * FROM call_log LIMIT 1").fetchall()
-    try:
-        args = playbook_args("deploy.yml", s.stack.tmp_path, s.stack.vars_for("v2", **extra))
-        thread, runner = ansible_runner.run_async(**args)
-        name = f"{s.stack.prefix}migrate"
-        wait_until(
-            lambda: s.client.containers.list(filters={"name": f"^{name}$", "status": "running"}),
-            240,
-            "the migrate container",
-        )
-        act()
-        thread.join(timeout=600)
-        assert not thread.is_alive(), "the deploy did not end"
-    finally:
-        holder.rollback()
-        holder.close()
-    return DeployRun.of(runner)
 
 
 def migrate_killed(s: FaultStack) -> DeployRun:
@@ -252,21 +152,6 @@ def redeploy_v1_with_the_inventory(s: FaultStack, _: DeployRun) -> None:
     with s.stack.connect(autocommit=True) as conn:
         conn.execute(RESET_109_SQL)  # so the v1 migrate image finds the schema it knows
     s.stack.deploy_ok("v1")
-
-
-def killed_at(s: FaultStack, task: str, signum: int) -> DeployRun:
-    """Send SIGNUM to ansible-playbook's process group (as Ctrl-C or a dying session does) as
-    the play reaches TASK. A killed play says nothing, so what names the cause is what the
-    operator meets next: the refusal of a new deploy."""
-
-    def kill() -> None:
-        group = os.getpgid(deploy_pid(s.stack))
-        assert group != os.getpgrp(), "ansible-playbook shares the tests' process group"
-        threading.Thread(target=signal_until_gone, args=(group, signum), daemon=True).start()
-
-    killed = deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, kill)])
-    assert killed.rc != 0, killed.describe()
-    return s.stack.deploy("v2")
 
 
 def sigint_in_migrate(s: FaultStack) -> DeployRun:
@@ -393,14 +278,12 @@ FAULTS = [
 ]  # fmt: skip
 
 
-def fault_id(fault: Fault) -> str:
-    return f"{fault.phase}: {fault.name}"
-
-
 # Run on a stack alone on the second engine (tests.engines), which they restart.
 ENGINE_FAULTS = [
     Fault("Docker engine restarted", "stop", ("engine",),
-          engine_restarted_at("Stop the app services gracefully, all at once"),
+          engine_restarted_at(
+              "Take the routed services out of the proxy, then stop the app services"
+              " gracefully, all at once"),
           runbook="Rollback failed", recover=rollback_if_still_down),
     Fault("Docker engine restarted", "start", ("engine",),
           engine_restarted_at(
@@ -502,8 +385,7 @@ REGISTRY_FAULTS = [
           no_disk_space_for_the_pull, recorded=False, touched=False),
 ]  # fmt: skip
 
-RECORD.fault_rows = len(FAULTS) + len(ENGINE_FAULTS) + len(REGISTRY_FAULTS)
-RECORD.seed_rows = SEED_ROWS
+RECORD.fault_suites["test_faults"] = len(FAULTS) + len(ENGINE_FAULTS) + len(REGISTRY_FAULTS)
 
 
 @pytest.fixture
@@ -568,47 +450,3 @@ def test_engine_fault(engine_from_v1: FaultStack, fault: Fault) -> None:
 @pytest.mark.parametrize("fault", REGISTRY_FAULTS, ids=fault_id)
 def test_registry_fault(registry_from_v1: FaultStack, fault: Fault) -> None:
     check_fault(registry_from_v1, fault)
-
-
-def check_fault(s: FaultStack, fault: Fault) -> None:
-    """Inject FAULT into a v2 deploy on S, recover, check what every row promises, record."""
-    rows_before = s.checksum()
-    ids_before = {service: s.container(service).id for service in APP_SERVICES}
-    history_before = len(s.stack.history())
-
-    run = fault.inject(s)
-
-    assert run.rc != 0, run.describe()
-    line = run.failure or last_error_line(run.output)
-    assert line and "\n" not in line.strip(), run.describe()
-    for word in fault.cause:
-        assert word in line, f"{word!r} not in the failure line {line!r}"
-    if not fault.touched:
-        assert {service: s.container(service).id for service in APP_SERVICES} == ids_before
-    needed = fault.recover(s, run) if fault.recover is not None else False
-    by_runbook = bool(fault.runbook) and needed is not False
-    s.stack.assert_app_healthy_on("v1")
-    assert not s.stack.lock_path.exists(), s.stack.lock()
-    rows_after = s.checksum()
-    assert rows_after == rows_before, "call_log changed"
-    failed = [r for r in s.stack.history()[history_before:] if r["status"] == "failed"]
-    record = failed[0] if failed else None
-    if fault.recorded:
-        assert len(failed) == 1 and failed[0]["version"].startswith("v2"), s.stack.history()
-    else:
-        assert failed == [], failed
-    RECORD.faults[fault_id(fault)] = Observed(
-        fault=fault.name,
-        phase=fault.phase,
-        failure=line.strip(),
-        recovered_by=f"runbook: {fault.runbook}" if by_runbook else "flow",
-        history=f"failed: {record['reason']}" if record else "not recorded",
-        rows_lost=rows_before[0] - rows_after[0],
-    )
-
-
-def last_error_line(output: str) -> str:
-    """The play's last error line, for runs that failed outside any task (interrupted, lock)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("ERROR", "[ERROR]", "msg:", "fatal:"))]
-    return errors[-1] if errors else ""

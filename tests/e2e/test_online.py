@@ -1,13 +1,18 @@
 """The online strategy end to end: v1 -> v2 (109 applied) while the old release serves,
 each new container started beside the old one and switched to behind the proxy.
 
-Every test starts from the shared v1 stack and runs a client that POSTs /calls every 50 ms
-through the whole deploy: with the online strategy it must never see anything but 201.
+The deploy under load and the refusal start from the shared v1 stack. The fault rows
+(ONLINE_FAULTS, checked as tests/e2e/faults.py says) share a stack of their own, with a
+client writing through the API during each one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,14 +23,26 @@ import pytest
 from tests.e2e.conftest import (
     APP_SERVICES,
     V2_COLUMNS,
+    DeployRun,
     Hook,
     Stack,
     copy_migrations,
     deploy_with_hooks,
     wait_until,
 )
+from tests.e2e.faults import (
+    Fault,
+    FaultStack,
+    check_fault,
+    fault_id,
+    killed_at,
+    seeded_v1,
+    while_holding_call_log,
+)
+from tests.e2e.reliability import RECORD
 from tests.e2e.traffic import CallWriter, HeldCall
 
+FORCED_DRAIN = 0x08  # srv_admin_state after `set server ... state drain`
 ONLINE = {"prosaas_deploy_strategy": "online"}
 START_TASK = (
     "Start the app services on the new images, a batch of hosts at a time, and wait until"
@@ -127,42 +144,6 @@ def test_online_deploy_under_load_fails_no_request_and_lets_long_work_finish(
     assert "strategy: online" in run.plan(), run.plan()
 
 
-def test_online_v2_never_healthy_keeps_the_old_containers_serving(
-    v1_stack: Stack, unhealthy_app_image: str
-) -> None:
-    stack = v1_stack
-    before = app_ids(stack)
-    version = unhealthy_app_image.split(":")[1]
-    with client_traffic(stack) as writer:
-        run = stack.deploy(
-            version,
-            prosaas_migrate_image="prosaas-demo/migrate:v2",
-            service_up_wait_timeout=15,
-            **ONLINE,
-        )
-
-    assert run.rc != 0, run.describe()
-    assert "phase start" in run.failure and "not healthy" in run.failure, run.failure
-    assert set(writer.answers) == {"201"}, writer.answers
-    assert app_ids(stack) == before  # never stopped, never replaced
-    assert side_containers(stack) == []
-    stack.assert_app_healthy_on("v1")
-    assert stack.history()[-1]["status"] == "failed"
-
-
-def test_online_verify_failure_never_switches(v1_stack: Stack, ghost_migrate_image: str) -> None:
-    stack = v1_stack
-    before = app_ids(stack)
-    with client_traffic(stack) as writer:
-        run = stack.deploy("v2", prosaas_migrate_image=ghost_migrate_image, **ONLINE)
-
-    assert run.rc != 0, run.describe()
-    assert "phase verify" in run.failure and "call_log.ghost" in run.failure, run.failure
-    assert set(writer.answers) == {"201"}, writer.answers
-    assert app_ids(stack) == before
-    stack.assert_app_healthy_on("v1")
-
-
 @pytest.fixture(scope="session")
 def offline_migrate_image(build_image, base_image: str, tmp_path_factory) -> str:
     """migrate:v2 with a 0110 whose header declares it offline (the lint accepts it)."""
@@ -203,3 +184,119 @@ def test_online_refuses_an_offline_migration_unless_the_inventory_allows_the_fal
     assert record["status"] == "succeeded" and len(stack.history()) == len(history) + 2
     assert stack.reports()[record["id"]]["strategy"].startswith("stop (online asked"), record
     stack.assert_app_healthy_on("v2")
+
+
+# --- fault rows ----------------------------------------------------------------------
+
+
+def next_healthy(s: FaultStack) -> bool:
+    """Whether a container started beside an old one is healthy: the switch is under way."""
+    healthy = s.client.containers.list(filters={"name": s.stack.prefix, "health": "healthy"})
+    return any(container.name.endswith("-next") for container in healthy)
+
+
+def never_healthy(s: FaultStack) -> DeployRun:
+    return s.stack.deploy(
+        s.unhealthy_version,
+        prosaas_migrate_image="prosaas-demo/migrate:v2",
+        service_up_wait_timeout=15,
+        **ONLINE,
+    )
+
+
+def migrate_times_out(s: FaultStack) -> DeployRun:
+    return while_holding_call_log(s, lambda: None, migrate_timeout=4, **ONLINE)
+
+
+def verify_fails(s: FaultStack) -> DeployRun:
+    return s.stack.deploy("v2", prosaas_migrate_image=s.ghost_image, **ONLINE)
+
+
+def calls_draining(s: FaultStack) -> bool:
+    """Whether the proxy drains a calls container: the switch of calls is under way."""
+    code, output = s.container("proxy").exec_run(["proxy-api", "show servers state prosaas-calls"])
+    lines = output.decode().splitlines() if code == 0 else []
+    header = next((line.split()[1:] for line in lines if line.startswith("# be_id")), [])
+    slots = [dict(zip(header, line.split(), strict=False)) for line in lines[2:] if line]
+    return any(int(slot["srv_admin_state"]) & FORCED_DRAIN for slot in slots)
+
+
+def proxy_crashes_in_the_switch(s: FaultStack) -> DeployRun:
+    """The proxy's process killed from the host (as the kernel's OOM killer would) while it
+    drains the old calls container, which a call in progress keeps busy: its restart policy
+    brings it back, having forgotten the switch."""
+    held = HeldCall(s.stack.extravars["prosaas_calls_port"], seconds=10)
+    crashed: list[int] = []
+
+    def crash() -> None:
+        wait_until(lambda: calls_draining(s), 120, "the drain of calls", interval=0.1)
+        proxy = s.container("proxy")
+        os.kill(proxy.attrs["State"]["Pid"], signal.SIGKILL)
+        crashed.append(proxy.attrs["RestartCount"])
+
+    def hold_then_crash() -> None:
+        held.start()
+        threading.Thread(target=crash, daemon=True).start()
+
+    hooks = [Hook("playbook_on_task_start", START_TASK, hold_then_crash)]
+    run = deploy_with_hooks(s.stack, hooks, **ONLINE)
+    held.finish()
+    assert crashed, "the proxy was never crashed"
+    assert s.container("proxy").attrs["RestartCount"] > crashed[0], "the proxy never restarted"
+    return run
+
+
+def control_node_killed_in_the_switch(s: FaultStack) -> DeployRun:
+    return killed_at(s, START_TASK, signal.SIGKILL, when=lambda: next_healthy(s), **ONLINE)
+
+
+def rollback_online_breaking_the_stale_lock(s: FaultStack, _: DeployRun) -> None:
+    """RUNBOOK.md "A switch was interrupted", as written."""
+    assert side_containers(s.stack), "the kill left no container of the switch behind"
+    run = s.stack.play("playbooks/rollback.yml", "v2", prosaas_break_stale_lock=True, **ONLINE)
+    assert run.rc == 0, run.describe()
+    assert side_containers(s.stack) == []
+
+
+ONLINE_FAULTS = [
+    Fault("online: new image never healthy", "start", ("start", "not healthy", "serve on"),
+          never_healthy, touched=False, traffic=True, no_failed_requests=True),
+    Fault("online: migrate exceeds its timeout (lock held)", "migrate",
+          ("migrate", "timed out after 4 s"), migrate_times_out, touched=False, traffic=True,
+          no_failed_requests=True),
+    Fault("online: a declared column missing", "verify", ("verify", "call_log.ghost"),
+          verify_fails, touched=False, traffic=True, no_failed_requests=True),
+    Fault("online: proxy crashed during the switch", "start",
+          ("start", "proxy container"), proxy_crashes_in_the_switch,
+          touched=False, traffic=True),
+    Fault("online: SIGKILL to ansible-playbook during the switch", "start",
+          ("stale deploy lock", "not running"), control_node_killed_in_the_switch,
+          runbook="A switch was interrupted: `-next` or `-previous` containers left",
+          recover=rollback_online_breaking_the_stale_lock, traffic=True),
+]  # fmt: skip
+RECORD.fault_suites["test_online"] = len(ONLINE_FAULTS)
+
+
+@pytest.fixture(scope="module")
+def online_faults(
+    module_stack: Stack, unhealthy_app_image: str, ghost_migrate_image: str
+) -> FaultStack:
+    return FaultStack(
+        seeded_v1(module_stack),
+        module_stack.client,
+        unhealthy_version=unhealthy_app_image.split(":")[1],
+        ghost_image=ghost_migrate_image,
+    )
+
+
+@pytest.fixture
+def from_v1(online_faults: FaultStack) -> Iterator[FaultStack]:
+    online_faults.reset_to_v1()
+    yield online_faults
+    with contextlib.suppress(FileNotFoundError):  # a failed row must not fail the next one
+        online_faults.stack.lock_path.unlink()
+
+
+@pytest.mark.parametrize("fault", ONLINE_FAULTS, ids=fault_id)
+def test_online_fault(from_v1: FaultStack, fault: Fault) -> None:
+    check_fault(from_v1, fault)

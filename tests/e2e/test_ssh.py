@@ -367,7 +367,10 @@ def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_
 
     monkeypatch.setenv("PROSAAS_CONTROL_NODE", "control-node-a")
     stop_task = Hook(
-        "playbook_on_task_start", "Stop the app services gracefully, all at once", kill
+        "playbook_on_task_start",
+        "Take the routed services out of the proxy, then stop the app services gracefully,"
+        " all at once",
+        kill,
     )
     # Any release other than what runs goes through the stop phase; this one never starts.
     version = unhealthy_app_image.split(":")[1]

@@ -130,6 +130,7 @@ RESOLVED = {
     "local": {
         "prosaas_app_services": app_services("prosaas-demo/app", "redis://redis:6379/0", LOCAL_URL),
         "prosaas_migrate_image": "prosaas-demo/migrate:v1",
+        "prosaas_proxy_image": "prosaas-deploy/proxy:1",
         "prosaas_database_url": LOCAL_URL,
         "prosaas_database_url_from_deployer": LOCAL_URL.replace("postgres:5432", "127.0.0.1:55432"),
         "prosaas_database_services": ["postgres"],
@@ -145,6 +146,7 @@ RESOLVED = {
             f"{REGISTRY}/app", "redis://redis:6379/0", external_url("staging")
         ),
         "prosaas_migrate_image": f"{REGISTRY}/migrate:v1",
+        "prosaas_proxy_image": f"{REGISTRY}/proxy:1",
         "prosaas_database_url": external_url("staging"),
         "prosaas_database_url_from_deployer": external_url("staging"),
         "prosaas_database_services": [],
@@ -159,6 +161,7 @@ RESOLVED = {
             external_url("production"),
         ),
         "prosaas_migrate_image": f"{REGISTRY}/migrate:v1",
+        "prosaas_proxy_image": f"{REGISTRY}/proxy:1",
         "prosaas_database_url": external_url("production"),
         "prosaas_database_url_from_deployer": external_url("production"),
         "prosaas_database_services": [],

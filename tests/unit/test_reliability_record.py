@@ -13,16 +13,23 @@ from tests.e2e.reliability import Observed, Record
 
 @pytest.fixture
 def record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Record:
-    record = Record(fault_rows=1, bad_input_cases=1, seed_rows=2_000)
+    record = Record(fault_suites=SUITES, bad_input_cases=1, seed_rows=2_000)
     monkeypatch.setattr(reliability, "RECORD", record)
     monkeypatch.setattr(reliability, "LAST_RUN", tmp_path / "artifacts" / "reliability.json")
     monkeypatch.setattr(reliability, "RELIABILITY_DOC", tmp_path / "reliability.md")
     return record
 
 
+# One row in each fault suite.
+SUITES = {"test_faults": 1, "test_online": 1}
+
+
 def complete(record: Record) -> None:
     record.faults["stop-killed"] = Observed(
         "killed", "stop", "deploy lock held | stale", "runbook: Deploy killed", "failed: x", 0
+    )
+    record.faults["start-online"] = Observed(
+        "online: never healthy", "start", "not healthy", "flow", "failed: y", 0, 0
     )
     record.bad_inputs["unknown key"] = "prosaas_app_services[0]: unknown key 'imag'"
     record.secrets.update(searched=12, found=0)
@@ -43,7 +50,9 @@ def test_a_saved_run_renders_the_document_without_touching_it_before(record: Rec
     text = reliability.RELIABILITY_DOC.read_text()
     assert f"that ended {record.finished}," in text
     assert "| stop | killed | deploy lock held \\| stale | runbook: Deploy killed |" in text
-    assert "- faults tried: 1" in text
+    assert text.count(" | 0 | - |") == 1  # rows lost, and no client on the stop row
+    assert "| failed: y | 0 | 0 |" in text  # the online row's client: no failed request
+    assert "- faults tried: 2" in text
     assert "- secrets found: 0" in text
 
 
@@ -55,11 +64,11 @@ def test_rendering_with_no_saved_run_says_what_to_do(
 
 
 def test_records_of_two_workers_merge_into_one_complete_record(record: Record) -> None:
-    faults_worker = Record(fault_rows=1, bad_input_cases=1, seed_rows=2_000)
+    faults_worker = Record(fault_suites={"test_faults": 1}, bad_input_cases=1, seed_rows=2_000)
     complete(faults_worker)
     faults_worker.bad_inputs.clear()
     faults_worker.secrets.clear()
-    inputs_worker = Record(fault_rows=1, bad_input_cases=1)
+    inputs_worker = Record(fault_suites={"test_online": 1}, bad_input_cases=1)
     inputs_worker.bad_inputs["unknown key"] = "a line"
     inputs_worker.secrets.update(searched=3, found=0)
     controller = Record()
