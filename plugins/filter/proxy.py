@@ -37,7 +37,8 @@ defaults
     timeout check 3s
     retries 3
     option redispatch 1
-    default-server init-addr none resolvers docker check inter 10s fastinter 1s downinter 1s fall 2 rise 1
+    default-server init-addr none resolvers docker \
+check inter 10s fastinter 1s downinter 1s fall 2 rise 1
 
 resolvers docker
     nameserver dns 127.0.0.11:53
