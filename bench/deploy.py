@@ -476,23 +476,40 @@ class Probe:
     state: str  # "v1" or "v2" when ok; else "HTTP 503", "ConnectionRefusedError", ...
 
 
-def probe(port: int) -> Probe:
-    """One GET /health on a new connection, as a client without keep-alive would."""
+@dataclass(frozen=True)
+class Answer:
+    sent: float  # time.perf_counter() when the request was sent
+    answered: float  # ... when its answer (or failure) came
+    status: int  # 0 when no answer came
+    body: bytes
+    error: str  # the exception's name when no answer came
+
+
+def http_get(port: int, path: str) -> Answer:
+    """One GET of PATH on a new connection, as a client without keep-alive would."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_TIMEOUT_S)
-    at = time.perf_counter()
+    sent = time.perf_counter()
     try:
-        conn.request("GET", "/health")
+        conn.request("GET", path)
         response = conn.getresponse()
         body = response.read()
     except (OSError, http.client.HTTPException) as exc:
-        return Probe(at, time.perf_counter(), False, type(exc).__name__)
+        return Answer(sent, time.perf_counter(), 0, b"", type(exc).__name__)
     finally:
         conn.close()
-    answered = time.perf_counter()
-    if response.status != 200:
-        return Probe(at, answered, False, f"HTTP {response.status}")
+    return Answer(sent, time.perf_counter(), response.status, body, "")
+
+
+def probe(port: int) -> Probe:
+    """One GET /health: which version answered it healthy, or how it failed."""
+    answer = http_get(port, "/health")
+    at, answered = answer.sent, answer.answered
+    if answer.error:
+        return Probe(at, answered, False, answer.error)
+    if answer.status != 200:
+        return Probe(at, answered, False, f"HTTP {answer.status}")
     try:
-        version = json.loads(body).get("version")
+        version = json.loads(answer.body).get("version")
     except (ValueError, AttributeError):
         return Probe(at, answered, False, "bad body")
     return Probe(at, answered, True, f"v{version}")
@@ -565,19 +582,9 @@ class Request:
 
 
 def read_calls(port: int) -> Request:
-    """One GET /calls (a count of call_log) on a new connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_TIMEOUT_S)
-    at = time.perf_counter()
-    try:
-        conn.request("GET", "/calls")
-        response = conn.getresponse()
-        response.read()
-        ok = response.status == 200
-    except (OSError, http.client.HTTPException):
-        ok = False
-    finally:
-        conn.close()
-    return Request(at, time.perf_counter() - at, ok)
+    """One GET /calls (a count of call_log)."""
+    answer = http_get(port, "/calls")
+    return Request(answer.sent, answer.answered - answer.sent, answer.status == 200)
 
 
 class Load:

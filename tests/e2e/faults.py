@@ -21,7 +21,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,15 @@ class Fault:
     # no_failed_requests, every one of its requests must succeed.
     traffic: bool = False
     no_failed_requests: bool = False
+
+
+def at_v1(s: FaultStack) -> Iterator[FaultStack]:
+    """A row's fixture: S back at v1 for the row; its lock gone after it, so that a failed
+    row does not fail the next one."""
+    s.reset_to_v1()
+    yield s
+    with contextlib.suppress(FileNotFoundError):
+        s.stack.lock_path.unlink()
 
 
 def fault_id(fault: Fault) -> str:

@@ -36,6 +36,7 @@ from tests.e2e.faults import (
     MIGRATE_TASK,
     Fault,
     FaultStack,
+    at_v1,
     check_fault,
     fault_id,
     killed_at,
@@ -390,18 +391,12 @@ RECORD.fault_suites["test_faults"] = len(FAULTS) + len(ENGINE_FAULTS) + len(REGI
 
 @pytest.fixture
 def from_v1(faults: FaultStack) -> Iterator[FaultStack]:
-    faults.reset_to_v1()
-    yield faults
-    with contextlib.suppress(FileNotFoundError):  # a failed row must not fail the next one
-        faults.stack.lock_path.unlink()
+    yield from at_v1(faults)
 
 
 @pytest.fixture
 def engine_from_v1(engine_faults: FaultStack) -> Iterator[FaultStack]:
-    engine_faults.reset_to_v1()
-    yield engine_faults
-    with contextlib.suppress(FileNotFoundError):
-        engine_faults.stack.lock_path.unlink()
+    yield from at_v1(engine_faults)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ client writing through the API during each one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -33,6 +32,7 @@ from tests.e2e.conftest import (
 from tests.e2e.faults import (
     Fault,
     FaultStack,
+    at_v1,
     check_fault,
     fault_id,
     killed_at,
@@ -291,10 +291,7 @@ def online_faults(
 
 @pytest.fixture
 def from_v1(online_faults: FaultStack) -> Iterator[FaultStack]:
-    online_faults.reset_to_v1()
-    yield online_faults
-    with contextlib.suppress(FileNotFoundError):  # a failed row must not fail the next one
-        online_faults.stack.lock_path.unlink()
+    yield from at_v1(online_faults)
 
 
 @pytest.mark.parametrize("fault", ONLINE_FAULTS, ids=fault_id)
