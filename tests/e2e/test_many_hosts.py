@@ -42,7 +42,10 @@ SERVICES_ON = {  # a host that runs the api or calls runs the proxy in front of 
     "worker1": ("worker",),
 }
 APP_ON = {"infra1": "prosaas-api", "calls1": "prosaas-calls", "worker1": "worker"}
-START_TASK = "Bring the services up and wait until all are healthy (or only compare, when asked)"
+START_TASK = (
+    "Bring the services up, wait until all are healthy and in the proxy's rotation (or only"
+    " compare, when asked)"
+)
 MIGRATE_TASK = "Run the migrate image to completion"
 
 
