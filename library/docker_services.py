@@ -378,8 +378,9 @@ class Run:
                 if old is not None:
                     check_not_restarted(proxy, started_at)
             except ProxyError as exc:
+                reason = restarted(proxy, started_at) or str(exc)
                 self.undo(proxy)
-                self.fail(f"{exc}{self.undone()}")
+                self.fail(f"{reason}{self.undone()}")
             self.switched.setdefault(manager.name, {}).update(
                 proxy=runtime.actions, drained=drained
             )
@@ -438,15 +439,23 @@ class Run:
         ]
 
 
+def restarted(proxy: Any, started_at: str) -> str:
+    """Why the switch cannot be trusted when the proxy is no longer the one that started at
+    STARTED_AT (it lost what it was told); "" when it is."""
+    with contextlib.suppress(APIError):
+        proxy.reload()
+    state = proxy.attrs["State"]
+    if state["StartedAt"] == started_at and state["Status"] == "running":
+        return ""
+    return (
+        f"proxy container {proxy.name} restarted during the switch (now {state['Status']},"
+        f" restarts: {proxy.attrs.get('RestartCount', '?')}); the switch is undone"
+    )
+
+
 def check_not_restarted(proxy: Any, started_at: str) -> None:
-    """A proxy that restarted in the middle of a switch lost what it was told: the switch
-    is not trusted, and undone."""
-    proxy.reload()
-    if proxy.attrs["State"]["StartedAt"] != started_at:
-        raise ProxyError(
-            f"proxy container {proxy.name} restarted during the switch"
-            f" (restarts: {proxy.attrs.get('RestartCount', '?')}); the switch is undone"
-        )
+    if reason := restarted(proxy, started_at):
+        raise ProxyError(reason)
 
 
 def timed_stop(manager: ServiceManager, container: Any) -> float:

@@ -29,6 +29,8 @@ with contextlib.suppress(ImportError):  # reported by docker_client() via missin
 
 POLL_SECONDS = 0.5
 SOCKET_UNREACHABLE = 1  # proxy-api's exit status
+NOT_RUNNABLE = (126, 127)  # docker exec's exit status for a command it cannot run
+KILLED_BY_SIGNAL = 128  # above it, the command was killed by signal (status - 128)
 RUNNING = "running"
 
 
@@ -84,11 +86,19 @@ class Proxy:
             raise self.error(
                 f"{said}; is HAProxy running (docker logs {self.container.name})?", transient=True
             )
-        if code != 0:
+        if code in NOT_RUNNABLE:
             raise self.error(
-                f"proxy-api failed (exit status {code}): {said}; "
+                f"proxy-api cannot run (exit status {code}): {said}; "
                 "its image needs proxy-api: rebuild it from proxy/Dockerfile"
             )
+        if code > KILLED_BY_SIGNAL:
+            raise self.error(
+                f"proxy-api was killed (signal {code - KILLED_BY_SIGNAL}): did the container "
+                f"stop or restart (docker logs {self.container.name})?",
+                transient=True,
+            )
+        if code != 0:
+            raise self.error(f"proxy-api failed (exit status {code}): {said}")
         return (out or b"").decode("utf-8", "replace")
 
     def slots(self) -> list[Slot]:

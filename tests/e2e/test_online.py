@@ -267,7 +267,7 @@ ONLINE_FAULTS = [
     Fault("online: a declared column missing", "verify", ("verify", "call_log.ghost"),
           verify_fails, touched=False, traffic=True, no_failed_requests=True),
     Fault("online: proxy crashed during the switch", "start",
-          ("start", "proxy container"), proxy_crashes_in_the_switch,
+          ("start", "restarted during the switch"), proxy_crashes_in_the_switch,
           touched=False, traffic=True),
     Fault("online: SIGKILL to ansible-playbook during the switch", "start",
           ("stale deploy lock", "not running"), control_node_killed_in_the_switch,
