@@ -258,6 +258,9 @@ with contextlib.suppress(ImportError):  # reported by docker_client() via missin
     from docker.errors import APIError
 
 SERVICE_LABEL = "prosaas.service"
+# How long a proxy that could not be reached gets to show the engine it died, and how often.
+PROXY_SETTLE_S = 5.0
+PROXY_SETTLE_POLL_S = 0.2
 
 
 def argument_spec() -> dict[str, Any]:
@@ -369,18 +372,21 @@ class Run:
         for backend, manager in self.routed():
             runtime = Proxy(proxy, backend, self.module.check_mode, self.module.warn)
             new, old = self.new[manager.name], self.old.get(manager.name)
+            failure, settle = "", 0.0
             try:
                 if new is not None:
                     bring_up(runtime, [address_on(new, proxy)], params["wait_timeout"])
                 drained = old is None or drain(
                     runtime, [address_on(old, proxy)], params["drain_timeout"]
                 )
-                if old is not None:
-                    check_not_restarted(proxy, started_at)
             except ProxyError as exc:
-                reason = restarted(proxy, started_at) or str(exc)
+                failure, settle = str(exc), PROXY_SETTLE_S if exc.transient else 0.0
+            # A proxy that restarted meanwhile lost what it was told, even when it answered.
+            if failure or old is not None:
+                failure = restarted(proxy, started_at, settle) or failure
+            if failure:
                 self.undo(proxy)
-                self.fail(f"{reason}{self.undone()}")
+                self.fail(f"{failure}{self.undone()}")
             self.switched.setdefault(manager.name, {}).update(
                 proxy=runtime.actions, drained=drained
             )
@@ -439,23 +445,24 @@ class Run:
         ]
 
 
-def restarted(proxy: Any, started_at: str) -> str:
+def restarted(proxy: Any, started_at: str, settle: float = 0) -> str:
     """Why the switch cannot be trusted when the proxy is no longer the one that started at
-    STARTED_AT (it lost what it was told); "" when it is."""
-    with contextlib.suppress(APIError):
-        proxy.reload()
-    state = proxy.attrs["State"]
-    if state["StartedAt"] == started_at and state["Status"] == "running":
-        return ""
-    return (
-        f"proxy container {proxy.name} restarted during the switch (now {state['Status']},"
-        f" restarts: {proxy.attrs.get('RestartCount', '?')}); the switch is undone"
-    )
-
-
-def check_not_restarted(proxy: Any, started_at: str) -> None:
-    if reason := restarted(proxy, started_at):
-        raise ProxyError(reason)
+    STARTED_AT (it lost what it was told); "" when it is. SETTLE: seconds to give the
+    engine to notice a proxy that just died (its exec can fail before its state changes)."""
+    deadline = time.monotonic() + settle
+    while True:
+        with contextlib.suppress(APIError):
+            proxy.reload()
+        state = proxy.attrs["State"]
+        if state["StartedAt"] != started_at or state["Status"] != "running":
+            return (
+                f"proxy container {proxy.name} restarted during the switch (now"
+                f" {state['Status']}, restarts: {proxy.attrs.get('RestartCount', '?')});"
+                " the switch is undone"
+            )
+        if time.monotonic() >= deadline:
+            return ""
+        time.sleep(PROXY_SETTLE_POLL_S)
 
 
 def timed_stop(manager: ServiceManager, container: Any) -> float:
