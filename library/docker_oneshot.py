@@ -15,16 +15,37 @@ description:
     engine records for the container and nothing else, or when it runs longer than
     O(timeout); a container that times out is killed. The failure message carries the
     last lines of its log.
-  - A container left with the same name by an earlier, killed run is removed first.
+  - A container left with the same name by an earlier, killed run is removed first, once
+    it has ended. One still running (an earlier run whose control connection died, say)
+    is never stopped and never run beside; the module waits for it up to
+    O(await_timeout) seconds, and fails naming it if it still runs. The same goes for
+    the containers named in O(await_containers).
   - The container is removed afterwards, on success and on failure, unless
     O(keep_container=true).
 version_added: "0.1.0"
 author: prosaas-deploy
 options:
   name:
-    description: Container name. A container already bearing it is removed before the run.
+    description:
+      - Container name. A container already bearing it is removed before the run, once it
+        has ended (see O(await_timeout)).
     type: str
     required: true
+  await_containers:
+    description:
+      - Other containers that must not be running while this one runs, for example the
+        migrate container of a deploy whose run was lost. Each one found running is waited
+        for, as a running container of O(name) is.
+    type: list
+    elements: str
+    default: []
+  await_timeout:
+    description:
+      - Seconds to wait for a running container of O(name) or O(await_containers) to end
+        before the run. When it still runs then, the module fails naming it and runs nothing.
+      - V(0) fails at once.
+    type: int
+    default: 0
   image:
     description: Image reference; must exist on the engine (it is never pulled).
     type: str
@@ -210,6 +231,8 @@ def argument_spec() -> dict[str, Any]:
         timeout={"type": "int", "default": 1800},
         log_tail_lines={"type": "int", "default": 40},
         keep_container={"type": "bool", "default": False},
+        await_containers={"type": "list", "elements": "str", "default": []},
+        await_timeout={"type": "int", "default": 0},
     )
 
 
@@ -217,6 +240,19 @@ def describe_command(image: str, entrypoint: list[str] | None, command: list[str
     """The image and what it runs, as an operator would type it."""
     argv = [*(entrypoint or []), *(command or [])]
     return f"{image} {shlex.join(argv)}" if argv else f"{image} (its default command)"
+
+
+def still_running(container: Any, waited: int) -> str:
+    """Why a run does not start beside CONTAINER, an earlier run's, and what to do."""
+    labels = container.labels or {}
+    release = f", release {labels['prosaas.release']}" if "prosaas.release" in labels else ""
+    started = container.attrs["State"].get("StartedAt", "")[:19]
+    return (
+        f"container {container.name} of an earlier run is still running (started {started}"
+        f"{release}) after waiting {waited} s; no second one starts beside it: wait until it"
+        f" ends (docker wait {container.name}, on its host) and run again, RUNBOOK.md"
+        ' "A migrate container was left running"'
+    )
 
 
 def tail(lines: list[str], count: int) -> list[str]:
@@ -249,6 +285,8 @@ class OneshotRunner:
             self.fail(f"timeout must be a positive number of seconds, got {self.params['timeout']}")
         if self.params["log_tail_lines"] < 0:
             self.fail(f"log_tail_lines must not be negative, got {self.params['log_tail_lines']}")
+        if self.params["await_timeout"] < 0:
+            self.fail(f"await_timeout must not be negative, got {self.params['await_timeout']}")
 
     # --- checks (read only, also in check mode) ------------------------------------------
 
@@ -275,6 +313,24 @@ class OneshotRunner:
         return find_container(self.client, self.name)
 
     # --- the run ----------------------------------------------------------------------
+
+    def await_earlier_runs(self) -> str | None:
+        """Wait for each running container of this name or await_containers to end; the
+        failure reason when one still runs after await_timeout seconds, else None."""
+        deadline = time.monotonic() + self.params["await_timeout"]
+        for name in dict.fromkeys([self.name, *self.params["await_containers"]]):
+            container = find_container(self.client, name)
+            if container is None or container.status != "running":
+                continue
+            started = time.monotonic()
+            exit_code = self.wait_until(container, deadline)
+            if exit_code is None:
+                return still_running(container, self.params["await_timeout"])
+            self.actions.append(
+                f"waited {time.monotonic() - started:.1f} s for {name}, left running by an"
+                f" earlier run, to end: exit code {exit_code}"
+            )
+        return None
 
     def remove_leftover(self) -> None:
         leftover = self.find_container()
@@ -314,19 +370,26 @@ class OneshotRunner:
         runs out, the container's state is read again (an engine that went away fails there).
         """
         started = time.monotonic()
-        deadline = started + self.params["timeout"]
+        exit_code = self.wait_until(container, started + self.params["timeout"])
+        if exit_code is None:
+            with contextlib.suppress(APIError):  # it may have ended meanwhile
+                container.kill()
+        return exit_code, time.monotonic() - started
+
+    @staticmethod
+    def wait_until(container: Any, deadline: float) -> int | None:
+        """The container's exit code once it ends, or None when DEADLINE (monotonic) comes
+        first."""
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 ended = container.wait(timeout=min(WAIT_CALL_SECONDS, remaining))
-                return int(ended["StatusCode"]), time.monotonic() - started
+                return int(ended["StatusCode"])
             except RequestException:  # this call's own time ran out, or the engine went away
                 container.reload()
                 state = container.attrs["State"]
                 if state["Status"] in FINISHED_STATES:
-                    return int(state["ExitCode"]), time.monotonic() - started
-        with contextlib.suppress(APIError):  # it may have ended meanwhile
-            container.kill()
-        return None, time.monotonic() - started
+                    return int(state["ExitCode"])
+        return None
 
     def collect_log(self, container: Any) -> list[str]:
         log = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
@@ -378,6 +441,9 @@ class OneshotRunner:
         """Do the whole run; the failure reason, or None on success."""
         self.result["image_id"] = self.image_id()
         self.check_network()
+        busy = self.await_earlier_runs()
+        if busy is not None:
+            return busy
         self.remove_leftover()
         what = self.describe()
         self.result["changed"] = True

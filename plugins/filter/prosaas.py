@@ -394,10 +394,39 @@ def online_refusal(migrations: list[dict[str, Any]]) -> str:
     )
 
 
+def inventory_options(sources: list[str], project_dir: str) -> str:
+    """The -i options of this run's inventories, relative to the project as operators type
+    them: ansible_inventory_sources, project_dir (the folder of deploy.yml)."""
+    prefix = project_dir.rstrip("/") + "/"
+    return " ".join(f"-i {source.removeprefix(prefix)}" for source in sources)
+
+
+def lost_hosts_reason(
+    lost: list[str], phases: dict[str, str], inventories: str, migration_host: str
+) -> str:
+    """Why a deploy failed when the hosts LOST stopped answering (each in the phase PHASES
+    names), and the command that brings each to the release the others run once it answers."""
+    where = ", ".join(f"{host} (in phase {phases.get(host, 'unknown')})" for host in lost)
+    limit = ",".join(lost)
+    reason = (
+        f"host {where} stopped answering over SSH and left the deploy as it was; once it"
+        f" answers, run ansible-playbook {inventories} playbooks/start.yml --limit {limit}"
+        " to bring it to the release the other hosts run"
+    )
+    if phases.get(migration_host) == "migrate" and migration_host in lost:
+        reason += (
+            f"; the migrate container may still run on {migration_host}: the next deploy waits"
+            ' for it or refuses, naming it (RUNBOOK.md "A migrate container was left running")'
+        )
+    return reason
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "service_images": service_images,
+            "inventory_options": inventory_options,
+            "lost_hosts_reason": lost_hosts_reason,
             "strategy_problems": strategy_problems,
             "offline_migrations": offline_migrations,
             "online_refusal": online_refusal,

@@ -173,20 +173,64 @@ def test_container_that_cannot_start_fails_and_is_removed(
     assert not container_exists(docker_engine, name)
 
 
-def test_leftover_container_with_the_same_name_is_replaced(
+def test_a_leftover_container_that_ended_is_replaced(
     tmp_path: Path, docker_engine: docker.DockerClient, base_image: str, name: str
 ) -> None:
-    leftover = docker_engine.containers.create(base_image, ["sleep", "300"], name=name)
-    leftover.start()
+    leftover = docker_engine.containers.create(base_image, ["true"], name=name)
 
     run = oneshot(tmp_path, name=name, image=base_image, command=sh("echo fresh run"))
 
     assert run.rc == 0, run.result
-    assert run.result["actions"][0] == f"removed leftover container {name} (running)"
+    assert run.result["actions"][0] == f"removed leftover container {name} (created)"
     assert run.result["log"] == "fresh run\n"
     with pytest.raises(NotFound):
         leftover.reload()
     assert not container_exists(docker_engine, name)
+
+
+def test_a_running_leftover_is_never_stopped_nor_run_beside(
+    tmp_path: Path, docker_engine: docker.DockerClient, base_image: str, name: str
+) -> None:
+    leftover = docker_engine.containers.create(
+        base_image, ["sleep", "300"], name=name, labels={"prosaas.release": "r-lost"}
+    )
+    leftover.start()
+    try:
+        run = oneshot(
+            tmp_path, name=name, image=base_image, command=sh("echo second"), await_timeout=1
+        )
+        msg = assert_one_line_failure(run)
+        assert msg.startswith(f"{name}: container {name} of an earlier run is still running")
+        assert "release r-lost) after waiting 1 s" in msg and f"docker wait {name}" in msg
+        leftover.reload()
+        assert leftover.status == "running"
+        assert run.result["actions"] == []
+    finally:
+        leftover.remove(force=True)
+
+
+def test_a_running_container_named_to_await_is_waited_for_until_it_ends(
+    tmp_path: Path, docker_engine: docker.DockerClient, base_image: str, name: str
+) -> None:
+    earlier = docker_engine.containers.create(base_image, ["sleep", "2"], name=f"{name}-earlier")
+    earlier.start()
+    try:
+        run = oneshot(
+            tmp_path,
+            name=name,
+            image=base_image,
+            command=sh("echo after it"),
+            await_containers=[f"{name}-earlier"],
+            await_timeout=30,
+        )
+        assert run.rc == 0, run.result
+        waited = run.result["actions"][0]
+        assert waited.startswith("waited ") and waited.endswith(
+            f"s for {name}-earlier, left running by an earlier run, to end: exit code 0"
+        ), waited
+        assert run.result["log"] == "after it\n"
+    finally:
+        earlier.remove(force=True)
 
 
 def test_keep_container_keeps_a_container_without_restart_policy_or_ports(

@@ -346,3 +346,32 @@ def test_online_refusal_names_each_offline_file_its_line_and_why() -> None:
     assert "0111_c.sql (line 4: SET NOT NULL scans call_log) is not" in line
     assert "prosaas_deploy_strategy=stop" in line and "prosaas_online_fallback" in line
     assert "\n" not in line
+
+
+def test_inventory_options_are_relative_to_the_project_as_operators_type_them() -> None:
+    sources = ["/srv/prosaas-deploy/inventories/staging", "/etc/ansible/extra.yml"]
+    options = filters.inventory_options(sources, "/srv/prosaas-deploy")
+    assert options == "-i inventories/staging -i /etc/ansible/extra.yml"
+
+
+def test_a_lost_host_reason_names_the_host_its_phase_and_the_command_that_recovers_it() -> None:
+    reason = filters.lost_hosts_reason(
+        ["worker1"], {"worker1": "stop"}, "-i inventories/staging", "infra1"
+    )
+    assert reason.startswith("host worker1 (in phase stop) stopped answering over SSH")
+    assert (
+        "run ansible-playbook -i inventories/staging playbooks/start.yml --limit worker1" in reason
+    )
+    assert "migrate container" not in reason
+
+
+def test_a_migration_host_lost_while_migrating_points_at_its_migrate_container() -> None:
+    reason = filters.lost_hosts_reason(
+        ["infra1", "worker1"], {"infra1": "migrate", "worker1": "migrate"}, "-i x", "infra1"
+    )
+    assert reason.startswith("host infra1 (in phase migrate), worker1 (in phase migrate) stopped")
+    assert "--limit infra1,worker1" in reason
+    assert reason.endswith(
+        "the migrate container may still run on infra1: the next deploy waits for it or"
+        ' refuses, naming it (RUNBOOK.md "A migrate container was left running")'
+    )
