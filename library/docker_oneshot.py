@@ -70,10 +70,17 @@ options:
     default: {}
   network:
     description:
-      - User-defined network to attach the container to. It must exist; the module fails
-        when it does not.
+      - User-defined network to attach the container to. It must exist, unless
+        O(create_network=true); the module fails when it does not.
       - Mutually exclusive with O(network_mode).
     type: str
+  create_network:
+    description:
+      - Create O(network) (a bridge network, labelled as managed by prosaas-deploy) when the
+        engine has none of that name, as M(docker_services) does for the services. A host
+        that runs none of the services, the migration host of many, has none yet.
+    type: bool
+    default: false
   network_mode:
     description:
       - Engine network mode, for example V(host) or V(none).
@@ -231,6 +238,7 @@ def argument_spec() -> dict[str, Any]:
         timeout={"type": "int", "default": 1800},
         log_tail_lines={"type": "int", "default": 40},
         keep_container={"type": "bool", "default": False},
+        create_network={"type": "bool", "default": False},
         await_containers={"type": "list", "elements": "str", "default": []},
         await_timeout={"type": "int", "default": 0},
     )
@@ -303,11 +311,19 @@ class OneshotRunner:
             found = self.client.networks.get(network)
         except NotFound:
             found = None
-        if found is None or network not in (found.name, found.id, found.short_id):
+        if found is not None and network in (found.name, found.id, found.short_id):
+            return
+        if not self.params["create_network"]:
             self.fail(
                 f"network {network} not found on the engine at {self.params['docker_host']}: "
                 "create it first"
             )
+        self.result["changed"] = True
+        if self.module.check_mode:
+            self.actions.append(f"would have created network {network}")
+            return
+        self.client.networks.create(network, driver="bridge", labels={MANAGED_LABEL: MANAGED_BY})
+        self.actions.append(f"created network {network}")
 
     def find_container(self) -> Any:
         return find_container(self.client, self.name)

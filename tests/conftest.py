@@ -202,12 +202,15 @@ def start_test_host(
     keys: SessionKeys,
     prefix: str,
     network: str | None = None,
+    *,
+    ssh_port: int | None = None,
 ) -> SshHost:
-    """A fresh bare test host named PREFIX-<random> (on NETWORK when given); the test fails
-    when it cannot start."""
+    """A fresh bare test host named PREFIX-<random> (on NETWORK, its sshd on loopback
+    SSH_PORT, when given); the test fails when it cannot start."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     try:
-        return start_host(client, host_image(client, base_image), name, keys, network)
+        image = host_image(client, base_image)
+        return start_host(client, image, name, keys, network, ssh_port=ssh_port)
     except HostError as exc:
         pytest.fail(str(exc))
 

@@ -106,19 +106,25 @@ def host_image(client: docker.DockerClient, base_image: str) -> str:
 
 
 def run_host_container(
-    client: docker.DockerClient, image: str, name: str, network: str | None = None
+    client: docker.DockerClient,
+    image: str,
+    name: str,
+    network: str | None = None,
+    ssh_port: int | None = None,
 ) -> Any:
     """A container for host NAME that can run its own engine; privileged where allowed.
 
     NETWORK: a Docker network to join instead of the default bridge, where the other
     containers of that network reach the host by its name (and it reaches them by theirs).
+    SSH_PORT: the loopback port its sshd is published on (a free one when None); a fixed one
+    stays the same when the host's container restarts, as a rebooted server keeps its address.
     """
     common: dict[str, Any] = {
         "name": name,
         "hostname": name,
         "detach": True,
         "network": network,
-        "ports": {"22/tcp": ("127.0.0.1", None)},
+        "ports": {"22/tcp": ("127.0.0.1", ssh_port)},
         "volumes": {
             f"{name}-docker": {"bind": "/var/lib/docker", "mode": "rw"},
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
@@ -170,13 +176,15 @@ def start_host(
     name: str,
     keys: SessionKeys,
     network: str | None = None,
+    *,
+    ssh_port: int | None = None,
 ) -> SshHost:
     """Start host NAME, authorise the session key and add its host keys to known_hosts.
 
     NETWORK: a Docker network the host joins instead of the default bridge (a test
-    registry's, tests/registry.py).
+    registry's, tests/registry.py); SSH_PORT: as run_host_container's.
     """
-    container = run_host_container(client, image, name, network)
+    container = run_host_container(client, image, name, network, ssh_port)
     host = SshHost(name, published_port(container), container)
     authorize(container, keys.public_key)
     deadline = time.monotonic() + SSH_READY_TIMEOUT_S

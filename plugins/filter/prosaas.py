@@ -408,10 +408,14 @@ def lost_hosts_reason(
     names), and the command that brings each to the release the others run once it answers."""
     where = ", ".join(f"{host} (in phase {phases.get(host, 'unknown')})" for host in lost)
     limit = ",".join(lost)
+    host, was, answers, it = (
+        ("host", "was", "it answers", "it") if len(lost) == 1
+        else ("hosts", "were", "they answer", "them")
+    )  # fmt: skip
     reason = (
-        f"host {where} stopped answering over SSH and left the deploy as it was; once it"
-        f" answers, run ansible-playbook {inventories} playbooks/start.yml --limit {limit}"
-        " to bring it to the release the other hosts run"
+        f"{host} {where} stopped answering over SSH and {was} not rolled back; once {answers},"
+        f" run ansible-playbook {inventories} playbooks/start.yml --limit {limit}"
+        f" to bring {it} to the release the other hosts run"
     )
     if phases.get(migration_host) == "migrate" and migration_host in lost:
         reason += (

@@ -129,16 +129,23 @@ def wait_until(
 
 @dataclass
 class Hook:
-    """Runs ACTION once, when the play emits EVENT for the task named TASK."""
+    """Runs ACTION once, when the play emits EVENT for the task named TASK (on HOST, when
+    given: a result event's host)."""
 
     event: str
     task: str
     action: Callable[[], None]
+    host: str = ""
     fired: bool = False
 
     def offer(self, event: dict) -> None:
         data = event.get("event_data", {})
-        if not self.fired and event.get("event") == self.event and data.get("task") == self.task:
+        if (
+            not self.fired
+            and event.get("event") == self.event
+            and data.get("task") == self.task
+            and self.host in ("", data.get("host"))
+        ):
             self.fired = True
             self.action()
 
@@ -147,15 +154,20 @@ def deploy_with_hooks(
     stack: Stack, hooks: list[Hook], version: str = "v2", **extra: Any
 ) -> DeployRun:
     """deploy.yml of VERSION on STACK; each hook acts as the play reaches its task."""
+    args = playbook_args(
+        "deploy.yml", stack.tmp_path, stack.vars_for(version, **extra), stack.inventory
+    )
+    return play_with_hooks(args, hooks)
+
+
+def play_with_hooks(args: dict, hooks: list[Hook]) -> DeployRun:
+    """The ansible-runner run of ARGS; each hook acts as the play reaches its task."""
 
     def handle(event: dict) -> bool:
         for hook in hooks:
             hook.offer(event)
         return True
 
-    args = playbook_args(
-        "deploy.yml", stack.tmp_path, stack.vars_for(version, **extra), stack.inventory
-    )
     thread, runner = ansible_runner.run_async(**args, event_handler=handle)
     thread.join(timeout=600)
     assert not thread.is_alive(), "the deploy did not end"

@@ -69,7 +69,7 @@ class Record:
 
 
 RECORD = Record()
-FAULT_SUITES = ("test_faults", "test_online")
+FAULT_SUITES = ("test_faults", "test_online", "test_many_hosts")
 
 
 def cut(text: str, width: int) -> str:
@@ -83,8 +83,9 @@ def markdown(record: Record) -> str:
     lines = [
         "# Reliability: faults injected into a v1 -> v2 deploy",
         "",
-        "Generated from a run of `tests/e2e/test_faults.py`, `test_bad_input.py` and",
-        f"`test_security.py` (all in the README's test command) that ended {record.finished},",
+        "Generated from a run of `tests/e2e/test_faults.py`, `test_online.py`,",
+        "`test_many_hosts.py`, `test_bad_input.py` and `test_security.py` (all in the README's",
+        f"test command) that ended {record.finished},",
         "by `python -m tests.e2e.reliability`. Do not edit by hand.",
         "",
         "## Faults",
@@ -98,7 +99,10 @@ def markdown(record: Record) -> str:
         "when it came after the lock was taken. For the killed runs, the line is what the",
         "next deploy says. The rows of the online strategy run with a client that POSTs",
         "`/calls` every 50 ms through the deploy: the last column counts its failed requests",
-        "(`-`: no client).",
+        "(`-`: no client). The rows named `many hosts` deploy to three servers reached over",
+        "SSH (the release pulled from a registry), and check every host: those that answered",
+        "are rolled back by the flow; a host that stopped answering is brought to their",
+        "release by the command its failure line gives, run as written.",
         "",
         "| phase | fault | failure line (first 200 characters) | recovered by | history |"
         " rows lost | failed requests |",

@@ -1,14 +1,21 @@
-"""deploy.yml on three hosts, each "host" its own dockerd on this machine.
+"""deploy.yml on three servers reached over SSH, the release pulled from the test registry, and
+the faults only many hosts have: a host that stops answering mid-deploy, a partition, an
+infra host rebooted.
 
-- infra1: the tests' main engine; groups prosaas_infra (postgres, redis) and prosaas_api;
-  the migration host.
-- calls1: a second engine (tests.e2e.conftest.second_engine); group prosaas_calls.
-- worker1: a third engine, started here; group prosaas_worker.
-One deploy lock and one release history for the three hosts, kept on infra1 (the state
-host); each host is given its own state dir, so a write on the wrong host would show. The
-services on calls1 and worker1
-reach postgres and redis on infra1 through ports published on the second engine's bridge
-address, a test-only bridge on this machine. Hosts start one batch at a time.
+- infra1: postgres and redis (published on its address on the test network), prosaas-api and
+  the proxy in front of it.
+- calls1: prosaas-calls and its proxy; the state host (deploy lock and release history), which
+  no row takes away.
+- worker1: the worker; the migration host.
+Each is a test host of tests/ssh_hosts.py (its own sshd and Docker engine, reached as the
+deploy user) prepared by playbooks/prepare.yml, on the test registry's network. The app and
+migrate images, redis and the proxy come from the registry and run by digest; postgres, which
+the registry does not carry, is loaded on infra1. Everything a deploy needs is in the
+inventory, so the command a failure line gives runs as written. Hosts start one batch at a time.
+
+The fault rows check what tests/e2e/faults.py promises for every row, on every host: one
+line naming the cause, v1 healthy everywhere at the end (by the flow, or by the command the
+line gives), call_log's rows unchanged, the lock released, the failure in the history.
 """
 
 from __future__ import annotations
@@ -16,9 +23,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,126 +39,182 @@ import psycopg
 import pytest
 import yaml
 
-from tests.conftest import ROOT, host_stats, isolated_extravars, playbook_args, remove_stack
-from tests.e2e.conftest import DB_PASSWORD, RESET_109_SQL, running_engine, wait_until
-from tests.engines import Engine
+from tests.conftest import ANSIBLE_ENV, ROOT, playbook_args, start_test_host
+from tests.e2e.conftest import (
+    DB_PASSWORD,
+    RESET_109_SQL,
+    DeployRun,
+    Hook,
+    play_with_hooks,
+    wait_until,
+)
+from tests.e2e.faults import CHECKSUM_SQL, SEED_ROWS
+from tests.e2e.reliability import RECORD, Observed
 from tests.pg_cluster import free_loopback_port
+from tests.registry import Registry
+from tests.ssh_hosts import SessionKeys, SshHost, remove_host
+from tests.ssh_stack import load_images, read_remote
 
 HOSTS = ("infra1", "calls1", "worker1")
-# The first host of the inventory keeps the deploy lock and the release history.
-STATE_HOST = "infra1"
+STATE_HOST = "calls1"
+MIGRATION_HOST = "worker1"
+STATE_DIR = "/var/lib/prosaas-deploy"
+WHEELS = ROOT / ".cache" / "wheels"
 SERVICES_ON = {  # a host that runs the api or calls runs the proxy in front of them
-    "infra1": ("postgres", "redis", "prosaas-api", "proxy"),
-    "calls1": ("prosaas-calls", "proxy"),
-    "worker1": ("worker",),
+    "infra1": {"postgres", "redis", "prosaas-api", "proxy"},
+    "calls1": {"prosaas-calls", "proxy"},
+    "worker1": {"worker"},
 }
 APP_ON = {"infra1": "prosaas-api", "calls1": "prosaas-calls", "worker1": "worker"}
 START_TASK = (
     "Bring the services up, wait until all are healthy and in the proxy's rotation (or only"
     " compare, when asked)"
 )
+STOP_TASK = (
+    "Take the routed services out of the proxy, then stop the app services gracefully, all at once"
+)
 MIGRATE_TASK = "Run the migrate image to completion"
-
-
-@pytest.fixture(scope="module")
-def third_engine(demo_images: list[str], tmp_path_factory) -> Iterator[Engine]:
-    """A dockerd for worker1, with the app images only."""
-    root = tmp_path_factory.mktemp("engine3")
-    engine = Engine(root, "10.215.0.0/16", "pdtest1", "10.216.0.1/24")
-    yield running_engine(engine, ["prosaas-demo/app:v1", "prosaas-demo/app:v2"])
-    engine.remove()
+RESCUE_TASK = "Note why the deploy failed"
+JOBS = "prosaas:jobs"
 
 
 @dataclass
-class ManyHosts:
-    """One isolated stack spread over three engines, and what each host's deploy left."""
+class Cluster:
+    """Three prepared servers, the inventory that deploys to them, and what they run."""
 
-    clients: dict[str, docker.DockerClient]
-    prefix: str
-    extravars: dict
+    hosts: dict[str, SshHost]
     inventory: Path
     base: Path
-    reach: str  # the address the hosts' containers reach infra1's published ports on
+    address: str  # infra1's address on the test network: postgres and redis are there
+    registry: Registry
+    runs: list[DeployRun] = field(default_factory=list)
 
-    def play(self, playbook: str, version: str, **extra: Any) -> ansible_runner.Runner:
-        args = playbook_args(
-            playbook,
-            self.base,
-            {**self.extravars, "prosaas_app_version": version, **extra},
-        )
-        return ansible_runner.run(**{**args, "inventory": str(self.inventory)})
+    def args(self, playbook: str, flags: tuple[str, ...] = (), **extravars: Any) -> dict:
+        args = playbook_args(playbook, self.base, extravars)
+        return args | {"inventory": str(self.inventory), "cmdline": " ".join(flags) or None}
 
-    def deploy(self, version: str, **extra: Any) -> ansible_runner.Runner:
-        return self.play("deploy.yml", version, **extra)
+    def play(self, playbook: str, *flags: str, **extravars: Any) -> DeployRun:
+        return DeployRun.of(ansible_runner.run(**self.args(playbook, flags, **extravars)))
 
-    def container(self, host: str, service: str) -> Any:
-        return self.clients[host].containers.get(f"{self.prefix}{service}")
+    def deploy(self, version: str, **extra: Any) -> DeployRun:
+        return self.play("deploy.yml", prosaas_app_version=version, **extra)
+
+    def deploy_with(self, hooks: list[Hook], version: str = "v2", **extra: Any) -> DeployRun:
+        return play_with_hooks(self.args("deploy.yml", prosaas_app_version=version, **extra), hooks)
+
+    def docker(self, host: str, *args: str) -> str:
+        """What the docker CLI prints on HOST's own engine."""
+        code, output = self.hosts[host].container.exec_run(["docker", *args])
+        assert code == 0, output.decode()
+        return output.decode().strip()
 
     def services(self, host: str) -> set[str]:
-        containers = self.clients[host].containers.list(filters={"name": f"^{self.prefix}"})
-        return {container.name.removeprefix(self.prefix) for container in containers}
+        names = self.docker(host, "ps", "--format", "{{.Names}}").split()
+        return {name for name in names if not name.endswith(("-next", "-previous"))}
 
     def app_state(self) -> dict[str, tuple[str, str]]:
-        """(image, health) of each host's app service."""
+        """(version by image digest, health) of each host's app service."""
+        app = f"{self.registry.address}/prosaas-demo/app"
+        versions = {
+            f"{app}@{self.registry.digests[f'prosaas-demo/app:{v}']}": v for v in ("v1", "v2")
+        }
         state = {}
         for host, service in APP_ON.items():
-            attrs = self.container(host, service).attrs
-            state[host] = (attrs["Config"]["Image"], attrs["State"]["Health"]["Status"])
+            code, output = self.hosts[host].container.exec_run([
+                "docker", "inspect", "--format",
+                "{{.Config.Image}} {{if .State.Health}}{{.State.Health.Status}}"
+                "{{else}}{{.State.Status}}{{end}}",
+                service,
+            ])  # fmt: skip
+            image, _, health = output.decode().strip().partition(" ")
+            state[host] = (versions.get(image, image), health) if code == 0 else ("", "missing")
         return state
 
-    def history(self) -> list[dict]:
-        """The release history of the deployment, on the state host; none on the others."""
-        assert not any((self.base / f"state-{host}").exists() for host in HOSTS[1:])
-        path = self.base / f"state-{STATE_HOST}" / "releases.json"
-        return json.loads(path.read_text())["releases"]
+    def all_on(self, version: str) -> dict[str, tuple[str, str]]:
+        return dict.fromkeys(HOSTS, (version, "healthy"))
 
-    def lock_exists(self) -> bool:
-        return (self.base / f"state-{STATE_HOST}" / "deploy.lock").exists()
+    def history(self) -> list[dict]:
+        """The release history, on the state host; none on the others."""
+        for host in HOSTS:
+            if host != STATE_HOST:
+                assert read_remote(self.hosts[host], f"{STATE_DIR}/releases.json") is None, host
+        text = read_remote(self.hosts[STATE_HOST], f"{STATE_DIR}/releases.json")
+        return json.loads(text)["releases"] if text else []
+
+    def lock(self) -> str | None:
+        return read_remote(self.hosts[STATE_HOST], f"{STATE_DIR}/deploy.lock")
 
     def connect(self) -> psycopg.Connection:
-        port = self.extravars["prosaas_database_port_from_deployer"]
-        dsn = f"postgresql://prosaas:{DB_PASSWORD}@127.0.0.1:{port}/prosaas"
+        dsn = f"postgresql://prosaas:{DB_PASSWORD}@{self.address}:5432/prosaas"
         return psycopg.connect(dsn, connect_timeout=10, autocommit=True)
 
+    def checksum(self) -> tuple[int, str]:
+        with self.connect() as conn:
+            count, digest = conn.execute(CHECKSUM_SQL).fetchone()
+        return int(count), str(digest)
 
-def infra_services(reach: str, pg_port: int, redis_port: int) -> list[dict]:
-    """The local inventory's infra services, also published where the other hosts reach them."""
-    inventory = ROOT / "inventories" / "local" / "group_vars" / "all" / "main.yml"
-    services = yaml.safe_load(inventory.read_text())["prosaas_infra_services"]
-    extra_ports = {"postgres": f"{reach}:{pg_port}:5432", "redis": f"{reach}:{redis_port}:6379"}
-    for service in services:
-        service["ports"] = [*service.get("ports", []), extra_ports[service["name"]]]
-    return services
+    def push_job(self, call_sid: str, work_seconds: float) -> None:
+        job = json.dumps({"call_sid": call_sid, "work_seconds": work_seconds})
+        self.docker("infra1", "exec", "redis", "redis-cli", "LPUSH", JOBS, job)
+
+    def jobs_waiting(self) -> int:
+        return int(self.docker("infra1", "exec", "redis", "redis-cli", "LLEN", JOBS))
+
+    def run_on(self, host: str, command: str) -> None:
+        """COMMAND as root on HOST's own system (not over SSH)."""
+        code, output = self.hosts[host].container.exec_run(["sh", "-c", command])
+        assert code == 0, output.decode()
+
+    def stop_answering(self, host: str) -> None:
+        """HOST's sshd and every SSH session to it die; its engine and services run on."""
+        self.run_on(host, "systemctl stop ssh.service; pkill -KILL sshd; true")
+
+    def answer_again(self, host: str) -> None:
+        self.run_on(host, "systemctl start ssh.service")
+
+    def cut_off_from_infra(self, host: str) -> None:
+        """HOST's containers can no longer reach infra1's address (postgres, redis)."""
+        self.run_on(host, f"iptables -I DOCKER-USER -d {self.address} -j DROP")
+
+    def reconnect_to_infra(self, host: str) -> None:
+        self.run_on(host, f"iptables -D DOCKER-USER -d {self.address} -j DROP")
+
+    def reset_to_v1(self) -> None:
+        """v1 healthy everywhere, 109 not applied: the starting state of every row."""
+        with self.connect() as conn:
+            conn.execute(RESET_109_SQL)
+        if self.app_state() != self.all_on("v1"):
+            back = self.deploy("v1")
+            assert back.rc == 0, back.describe()
+        assert self.app_state() == self.all_on("v1")
 
 
-def write_inventory(folder: Path, engines: dict[str, str], base: Path, reach: str) -> Path:
-    """A production-shaped inventory of three hosts over the local inventory's group_vars."""
-    folder.mkdir()
-    (folder / "group_vars").mkdir()
-    (folder / "group_vars" / "all").symlink_to(
-        ROOT / "inventories" / "local" / "group_vars" / "all"
-    )
-    pg_port, redis_port = free_loopback_port(), free_loopback_port()
-    host_vars = {
-        host: {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            "prosaas_docker_host": engines[host],
-            "prosaas_state_dir": str(base / f"state-{host}"),
-        }
-        for host in HOSTS
-    }
+def host_address(host: SshHost, network: str) -> str:
+    host.container.reload()
+    return host.container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def write_inventory(
+    folder: Path, hosts: dict[str, SshHost], keys: SessionKeys, address: str, registry: Registry
+) -> Path:
+    """A production-shaped inventory of the three servers over the local inventory's
+    group_vars, the registry's settings and the deploy user's password included."""
+    (folder / "group_vars").mkdir(parents=True)
+    (folder / "group_vars" / "all").symlink_to(ROOT / "inventories/local/group_vars/all")
+    reach = {name: host.inventory_vars(keys) for name, host in hosts.items()}
     inventory = {
         "prosaas": {
             "children": {
-                "prosaas_infra": {"hosts": {"infra1": host_vars["infra1"]}},
+                "prosaas_infra": {"hosts": {"infra1": reach["infra1"]}},
                 "prosaas_api": {"hosts": {"infra1": None}},
-                "prosaas_calls": {"hosts": {"calls1": host_vars["calls1"]}},
-                "prosaas_worker": {"hosts": {"worker1": host_vars["worker1"]}},
-            },
+                "prosaas_calls": {"hosts": {"calls1": reach["calls1"]}},
+                "prosaas_worker": {"hosts": {"worker1": reach["worker1"]}},
+            }
         }
     }
-    # group_vars/prosaas.yml: above group_vars/all (the local inventory's) in precedence.
+    local = yaml.safe_load((ROOT / "inventories/local/group_vars/all/main.yml").read_text())
+    postgres = next(s for s in local["prosaas_infra_services"] if s["name"] == "postgres")
+    from_registry = registry.release_vars()
     group_vars = {
         "prosaas_service_groups": {
             "postgres": "prosaas_infra",
@@ -156,74 +223,105 @@ def write_inventory(folder: Path, engines: dict[str, str], base: Path, reach: st
             "prosaas-calls": "prosaas_calls",
             "worker": "prosaas_worker",
         },
-        "prosaas_migration_host": "infra1",
+        "prosaas_migration_host": MIGRATION_HOST,
+        "prosaas_state_host": STATE_HOST,
         "prosaas_start_batch_size": 1,
-        "prosaas_infra_services": infra_services(reach, pg_port, redis_port),
-        "prosaas_database_host": reach,
-        "prosaas_database_port": pg_port,
+        "prosaas_infra_services": [
+            postgres | {"ports": ["5432:5432"]},
+            {
+                "name": "redis",
+                "image": f"{registry.address}/prosaas-demo/redis:7",
+                "ports": ["6379:6379"],
+            },
+        ],
+        "prosaas_database_host": address,
+        "prosaas_database_host_from_deployer": address,
+        "prosaas_database_port_from_deployer": 5432,
         "prosaas_app_env": {
             "RUN_MIGRATIONS_ON_START": "0",
             "RUN_MIGRATIONS": "0",
-            "REDIS_URL": f"redis://{reach}:{redis_port}/0",
+            "REDIS_URL": f"redis://{address}:6379/0",
         },
+        "prosaas_proxy_image": f"{registry.address}/prosaas-deploy/proxy:1",
+        "prosaas_app_image": from_registry["prosaas_app_image"],
+        "prosaas_migrate_image": (
+            f"{registry.address}/prosaas-demo/migrate:{{{{ prosaas_app_version }}}}"
+        ),
+        "prosaas_registry": from_registry["prosaas_registry"],
+        "prosaas_registry_ca": registry.ca.cert.read_text(),
+        "vault_prosaas_registry_password": registry.password,
+        "prosaas_python_packages_from": "controller",
+        "prosaas_python_wheels_dir": str(WHEELS),
+        "prosaas_reports_dir": str(folder.parent / "reports"),
+        "prosaas_health_timeout": 60,
     }
     (folder / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     (folder / "group_vars" / "prosaas.yml").write_text(yaml.safe_dump(group_vars))
     return folder
 
 
+def seed_call_log(cluster: Cluster) -> None:
+    with cluster.connect() as conn:
+        conn.execute(
+            "INSERT INTO call_log (call_sid, from_number, status, duration)"
+            " SELECT 'seed-' || n, '+1555' || n, 'completed', n %% 600"
+            " FROM generate_series(1, %s) AS n",
+            (SEED_ROWS,),
+        )
+
+
 @pytest.fixture(scope="module")
-def hosts(
+def cluster(
     docker_engine: docker.DockerClient,
-    second_engine: Engine,
-    third_engine: Engine,
-    tmp_path_factory,
-) -> Iterator[ManyHosts]:
-    """The stack over three hosts, v1 deployed everywhere."""
-    base = tmp_path_factory.mktemp("hosts")
-    prefix = f"t{uuid.uuid4().hex[:8]}-"
-    engines = {
-        "infra1": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
-        "calls1": second_engine.host,
-        "worker1": third_engine.host,
-    }
-    clients = {"infra1": docker_engine, "calls1": second_engine.client()}
-    clients["worker1"] = third_engine.client()
-    reach = second_engine.bridge_address.split("/")[0]
-    extravars = isolated_extravars(prefix, base)
-    del extravars["prosaas_state_dir"]  # each host has its own, in the inventory
-    many = ManyHosts(
-        clients,
-        prefix,
-        extravars,
-        write_inventory(base / "inventory", engines, base, reach),
-        base,
-        reach,
-    )
+    base_image: str,
+    ssh_keys: SessionKeys,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    """The three servers prepared, postgres loaded on infra1, v1 deployed and call_log seeded."""
+    if not list(WHEELS.glob("*.whl")):
+        pytest.fail(f"no wheels in {WHEELS}: scripts/test.sh downloads them (ensure_host_wheels)")
+    hosts: dict[str, SshHost] = {}
     try:
-        first = many.deploy("v1")
-        assert first.rc == 0, first.stdout.read()[-6000:]
-        yield many
+        for name in HOSTS:
+            # A fixed SSH port: infra1's reboot row restarts its container.
+            hosts[name] = start_test_host(
+                docker_engine, base_image, ssh_keys, f"pd{name}", registry.network,
+                ssh_port=free_loopback_port(),
+            )  # fmt: skip
+        base = tmp_path_factory.mktemp("many-hosts")
+        address = host_address(hosts["infra1"], registry.network)
+        inventory = write_inventory(base / "inventory", hosts, ssh_keys, address, registry)
+        cluster = Cluster(hosts, inventory, base, address, registry)
+        prepared = cluster.play("playbooks/prepare.yml")
+        assert prepared.rc == 0, prepared.describe()
+        load_images(hosts["infra1"], ["prosaas-demo/postgres:15"])
+        first = cluster.deploy("v1")
+        assert first.rc == 0, first.describe()
+        seed_call_log(cluster)
+        yield cluster
     finally:
-        for client in clients.values():
-            remove_stack(client, prefix)
+        for host in hosts.values():
+            remove_host(docker_engine, host)
 
 
-def stats(runner: ansible_runner.Runner) -> dict[str, dict[str, int]]:
-    return {host: host_stats(runner, host) for host in HOSTS}
+def changed_per_host(run: DeployRun) -> dict[str, int]:
+    """The play recap's changed count of each host, from the run's stats event."""
+    recap = next(e for e in run.events if e.get("event") == "playbook_on_stats")["event_data"]
+    return {host: recap.get("changed", {}).get(host, 0) for host in HOSTS}
 
 
-def phase_runs(runner: ansible_runner.Runner, phase: str, task: str) -> list[dict]:
+def phase_runs(run: DeployRun, phase: str, task: str) -> list[dict]:
     """event_data of every host's result of TASK in PHASE of deploy.yml, in the order they
     ended (skipped hosts left out), each with "failed" set."""
     runs, inside = [], False
-    for event in runner.events:
+    for event in run.events:
         data = event.get("event_data", {})
         if event.get("event") == "playbook_on_task_start":
             name = data.get("task", "")
             if name == f"Enter the {phase} phase":
                 inside = True
-            elif name.startswith("Enter the ") or name == "Note why the deploy failed":
+            elif name.startswith("Enter the ") or name == RESCUE_TASK:
                 inside = False
         elif (
             inside
@@ -235,60 +333,29 @@ def phase_runs(runner: ansible_runner.Runner, phase: str, task: str) -> list[dic
     return runs
 
 
-def break_v2_health_on(engine: Engine) -> None:
-    """On ENGINE only, app:v2 becomes an image whose health check always fails."""
-    client = engine.client()
-    dockerfile = "FROM prosaas-demo/app:v2\nENV DEMO_FAIL_HEALTH=1\n"
-    folder = Path(engine.root) / "broken-v2"
-    folder.mkdir(exist_ok=True)
-    (folder / "Dockerfile").write_text(dockerfile)
-    client.images.build(path=str(folder), tag="prosaas-demo/app:v2", rm=True)
+# --- The deploy over three servers ----------------------------------------------------
 
 
-def restore_v2_on(engine: Engine) -> None:
-    engine.client().images.remove("prosaas-demo/app:v2", force=True)
-    engine.load_images(["prosaas-demo/app:v2"])
-
-
-def test_v1_runs_each_service_only_on_its_hosts(hosts: ManyHosts) -> None:
-    for host, services in SERVICES_ON.items():
-        assert hosts.services(host) == set(services), host
-    assert hosts.app_state() == dict.fromkeys(HOSTS, ("prosaas-demo/app:v1", "healthy"))
-
-
-def test_a_failure_on_one_host_mid_start_rolls_back_every_host(
-    hosts: ManyHosts, third_engine: Engine
+def test_v1_runs_each_service_only_on_its_hosts_by_digest_from_the_registry(
+    cluster: Cluster,
 ) -> None:
-    break_v2_health_on(third_engine)
-    try:
-        run = hosts.deploy("v2", service_up_wait_timeout=15)
-    finally:
-        restore_v2_on(third_engine)
-    output = run.stdout.read()
-    assert run.rc != 0, output[-6000:]
-    # infra1 and calls1 started v2 healthy in the first two batches; worker1 failed in the third.
-    started = [(data["host"], data["failed"]) for data in phase_runs(run, "start", START_TASK)]
-    assert started == [("infra1", False), ("calls1", False), ("worker1", True)]
-    # Every host is back on v1, healthy; the one history records the release failed.
-    assert hosts.app_state() == dict.fromkeys(HOSTS, ("prosaas-demo/app:v1", "healthy"))
-    failed = hosts.history()[-1]
-    assert failed["status"] == "failed"
-    assert "on worker1: " in failed["reason"], failed
-    assert not hosts.lock_exists()
-    messages = [line for line in output.splitlines() if "deploy of release" in line]
-    assert messages and all("failed in phase start: on worker1" in line for line in messages)
+    for host, services in SERVICES_ON.items():
+        assert cluster.services(host) == services, host
+    assert cluster.app_state() == cluster.all_on("v1")
+    record = cluster.history()[-1]
+    assert record["status"] == "succeeded" and record["version"] == "v1", record
 
 
-def test_deploy_migrates_once_and_starts_batch_by_batch(hosts: ManyHosts) -> None:
-    with hosts.connect() as conn:
-        conn.execute(RESET_109_SQL)  # 109 pending again, whatever an earlier test left
-    run = hosts.deploy("v2")
-    assert run.rc == 0, run.stdout.read()[-6000:]
-    assert all(host_stats["failures"] == 0 for host_stats in stats(run).values())
-    assert hosts.app_state() == dict.fromkeys(HOSTS, ("prosaas-demo/app:v2", "healthy"))
-    # The migration ran once, on infra1.
-    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == ["infra1"]
-    with hosts.connect() as conn:
+def test_deploy_migrates_once_and_starts_batch_by_batch_then_changes_nothing(
+    cluster: Cluster,
+) -> None:
+    cluster.reset_to_v1()
+    run = cluster.deploy("v2")
+    assert run.rc == 0, run.describe()
+    assert cluster.app_state() == cluster.all_on("v2")
+    # The migration ran once, on the migration host.
+    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == [MIGRATION_HOST]
+    with cluster.connect() as conn:
         rows = conn.execute("SELECT count(*) FROM prosaas_schema_history WHERE version = 109")
         assert rows.fetchone()[0] == 1
     # One batch after the other: each host's start began after the one before it was healthy.
@@ -296,29 +363,284 @@ def test_deploy_migrates_once_and_starts_batch_by_batch(hosts: ManyHosts) -> Non
     assert [data["host"] for data in starts] == list(HOSTS)
     for before, after in itertools.pairwise(starts):
         assert after["start"] >= before["end"], (before["host"], after["host"])
-    # One release, succeeded, in the one history.
-    record = hosts.history()[-1]
-    assert record["status"] == "succeeded"
-    reports = sorted(path.name for path in (hosts.base / "reports").glob("*.json"))
-    release = record["id"]
-    assert [name for name in reports if name.startswith(release)] == sorted(
-        f"{release}.{host}.json" for host in HOSTS
-    )
-    # Run again: nothing to do on any host.
-    again = hosts.deploy("v2")
-    assert again.rc == 0, again.stdout.read()[-6000:]
-    assert {host: counts["changed"] for host, counts in stats(again).items()} == dict.fromkeys(
-        HOSTS, 0
-    )
-    wait_until(lambda: not hosts.lock_exists(), 5, "lock released")
+    record = cluster.history()[-1]
+    assert record["status"] == "succeeded" and record["version"] == "v2", record
+    reports = sorted(path.name for path in (cluster.base / "reports").glob(f"{record['id']}*"))
+    assert reports == sorted(f"{record['id']}.{host}.json" for host in HOSTS)
+
+    again = cluster.deploy("v2")
+    assert again.rc == 0, again.describe()
+    assert changed_per_host(again) == dict.fromkeys(HOSTS, 0)
+    assert cluster.lock() is None
 
 
-def test_status_reads_the_migrations_once_and_changes_nothing(hosts: ManyHosts) -> None:
-    run = hosts.play("playbooks/status.yml", "v2")
-    output = run.stdout.read()
-    assert run.rc == 0, output[-6000:]
-    assert {host: counts["changed"] for host, counts in stats(run).items()} == dict.fromkeys(
-        HOSTS, 0
+def test_status_reads_the_migrations_once_and_changes_nothing(cluster: Cluster) -> None:
+    run = cluster.play("playbooks/status.yml", prosaas_app_version="v2")
+    assert run.rc == 0, run.describe()
+    assert changed_per_host(run) == dict.fromkeys(HOSTS, 0)
+    assert run.output.count("migrations applied: ") == 1, run.output[-6000:]
+    assert run.output.count("migrations: read on the migration host") == 2, run.output[-6000:]
+
+
+# --- Fault rows -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostFault:
+    name: str
+    phase: str
+    cause: tuple[str, ...]  # words the failure line must contain
+    inject: Callable[[Cluster], DeployRun]
+    lost: str = ""  # the host the line must name as lost and give the command for
+    runbook: str = ""  # the RUNBOOK.md entry whose command the line gives
+    # Words of which the line must hold one, where timing decides which cause is met first.
+    cause_any: tuple[str, ...] = ()
+    # Failed releases the row records: the deploy's, and those of the deploys it refuses.
+    records: int = 1
+    may_complete: bool = False  # the deploy may also complete: v2 healthy everywhere
+
+
+def recovery_command(line: str) -> list[str]:
+    """The command a failure line gives an operator, as words."""
+    found = re.search(r"run (ansible-playbook .+? --limit \S+)", line)
+    assert found, f"no command in {line!r}"
+    return shlex.split(found.group(1))
+
+
+def run_as_written(command: list[str]) -> subprocess.CompletedProcess:
+    """COMMAND in the project's folder, as an operator types it there."""
+    env = {**ANSIBLE_ENV, "PATH": os.environ["PATH"]}
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600
     )
-    assert output.count("migrations applied: ") == 1, output[-6000:]
-    assert output.count("migrations: read on the migration host") == 2, output[-6000:]
+
+
+def in_thread(action: Callable[[], None]) -> Callable[[], None]:
+    """ACTION run beside the play, so the hook does not hold up ansible-runner's events."""
+    return lambda: threading.Thread(target=action, daemon=True).start()
+
+
+def lost_in_stop(c: Cluster) -> DeployRun:
+    """worker1's sshd dies while its worker drains a 10 s job in the stop phase."""
+
+    def busy_worker() -> None:
+        c.push_job("e2e-stop-job", 10)
+        wait_until(lambda: c.jobs_waiting() == 0, 10, "the worker to take the job")
+
+    def vanish() -> None:
+        time.sleep(2)
+        c.stop_answering("worker1")
+
+    hooks = [
+        Hook("playbook_on_task_start", "Enter the stop phase", busy_worker),
+        Hook("playbook_on_task_start", STOP_TASK, in_thread(vanish)),
+    ]
+    try:
+        return c.deploy_with(hooks)
+    finally:
+        c.answer_again("worker1")
+
+
+def lost_while_migrating(c: Cluster) -> DeployRun:
+    """worker1's sshd dies while its migrate container waits for a lock on call_log; the
+    container is left running. Then: a deploy refused while it runs, naming it; the holder
+    lets go and it ends."""
+    holder = c.connect()
+    holder.autocommit = False
+    holder.execute("SELECT * FROM call_log LIMIT 1").fetchall()
+
+    def vanish() -> None:
+        wait_until(
+            lambda: "migrate" in c.docker("worker1", "ps", "--format", "{{.Names}}").split(),
+            120,
+            "the migrate container on worker1",
+        )
+        time.sleep(1)
+        c.stop_answering("worker1")
+
+    try:
+        run = c.deploy_with([Hook("playbook_on_task_start", MIGRATE_TASK, in_thread(vanish))])
+        c.answer_again("worker1")
+        assert "migrate" in c.docker("worker1", "ps", "--format", "{{.Names}}").split()
+        before = {host: c.docker(host, "ps", "-q", "--no-trunc") for host in HOSTS}
+        refused = c.deploy("v2", prosaas_leftover_migrate_wait=3)
+        assert refused.rc != 0, refused.describe()
+        assert "container migrate of an earlier run is still running" in refused.failure
+        assert "after waiting 3 s; no second one starts beside it" in refused.failure
+        assert {host: c.docker(host, "ps", "-q", "--no-trunc") for host in HOSTS} == before
+        assert c.lock() is None
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_until(
+        lambda: "migrate" not in c.docker("worker1", "ps", "--format", "{{.Names}}").split(),
+        60,
+        "the left migrate container to end",
+    )
+    return run
+
+
+def lost_in_start(c: Cluster) -> DeployRun:
+    """worker1's sshd dies once its v2 worker runs, in the third batch of the start."""
+
+    def vanish() -> None:
+        wait_until(lambda: c.app_state()["worker1"][0] == "v2", 60, "v2's worker on worker1")
+        c.stop_answering("worker1")
+
+    hook = Hook("runner_on_ok", START_TASK, in_thread(vanish), host="calls1")
+    try:
+        return c.deploy_with([hook])
+    finally:
+        c.answer_again("worker1")
+
+
+def partitioned_in_start(c: Cluster) -> DeployRun:
+    """calls1's containers cannot reach the database or redis through the start; the
+    partition lasts until the rollback begins."""
+    cut = Hook(
+        "playbook_on_task_start", "Enter the start phase", lambda: c.cut_off_from_infra("calls1")
+    )
+    heal = Hook("playbook_on_task_start", RESCUE_TASK, lambda: c.reconnect_to_infra("calls1"))
+    hooks = [cut, heal]
+    return c.deploy_with(hooks, prosaas_health_timeout=20)
+
+
+def infra_rebooted(c: Cluster) -> DeployRun:
+    """infra1 (postgres, redis, the api) restarts as the migration begins: its SSH, engine
+    and database go away and come back."""
+
+    def reboot() -> None:
+        c.hosts["infra1"].container.restart(timeout=10)
+
+    hook = Hook("playbook_on_task_start", "Enter the migrate phase", in_thread(reboot))
+    run = c.deploy_with([hook])
+    # The restart keeps infra1's address, which the inventory names for postgres and redis.
+    assert host_address(c.hosts["infra1"], c.registry.network) == c.address
+    return run
+
+
+HOST_FAULTS = [
+    HostFault(
+        "a host stops answering (sshd killed while its worker drains a job)",
+        "stop",
+        (
+            "worker1 (in phase stop) stopped answering over SSH",
+            "playbooks/start.yml --limit worker1",
+        ),
+        lost_in_stop,
+        lost="worker1",
+        runbook="A host stopped answering mid-deploy",
+    ),
+    HostFault(
+        "the migration host stops answering while its migrate container waits for a lock;"
+        " the next deploy refuses while that container runs",
+        "migrate",
+        ("worker1 (in phase migrate) stopped answering", "the migrate container may still run"),
+        lost_while_migrating,
+        lost="worker1",
+        runbook="A migrate container was left running",
+        records=2,
+    ),
+    HostFault(
+        "a host stops answering once its new worker runs (third start batch)",
+        "start",
+        ("worker1 (in phase start) stopped answering", "playbooks/start.yml --limit worker1"),
+        lost_in_start,
+        lost="worker1",
+        runbook="A host stopped answering mid-deploy",
+    ),
+    HostFault(
+        "partition: calls1 cannot reach the database or redis during the start",
+        "start",
+        ("on calls1: ", "not healthy"),
+        partitioned_in_start,
+    ),
+    HostFault(
+        "the infra host (postgres, redis) is rebooted as the migration begins",
+        "migrate",
+        (),
+        infra_rebooted,
+        # infra1 lost over SSH, or its database gone under the migration: whichever the
+        # deploy meets first.
+        cause_any=("host infra1 (in phase", "cannot connect to postgresql"),
+        runbook="A host stopped answering mid-deploy",
+        may_complete=True,
+    ),
+]
+
+
+def fault_id(fault: HostFault) -> str:
+    return f"{fault.phase}: many hosts: {fault.name}"
+
+
+@pytest.mark.parametrize("fault", HOST_FAULTS, ids=fault_id)
+def test_host_fault(cluster: Cluster, fault: HostFault) -> None:
+    cluster.reset_to_v1()
+    rows_before = cluster.checksum()
+    history_before = len(cluster.history())
+
+    run = fault.inject(cluster)
+
+    assert "Traceback" not in run.output
+    if run.rc == 0 and fault.may_complete:
+        assert cluster.app_state() == cluster.all_on("v2")
+        assert cluster.history()[-1]["status"] == "succeeded"
+        observed = completed(run, cluster)
+    else:
+        observed = failed_and_recovered(run, cluster, fault, history_before)
+    assert cluster.lock() is None
+    rows_after = cluster.checksum()
+    assert rows_after == rows_before, "call_log changed"
+    RECORD.faults[fault_id(fault)] = Observed(
+        fault=f"many hosts: {fault.name}",
+        phase=fault.phase,
+        rows_lost=rows_before[0] - rows_after[0],
+        **observed,
+    )
+
+
+def completed(run: DeployRun, cluster: Cluster) -> dict[str, str]:
+    record = cluster.history()[-1]
+    return {
+        "failure": f"(completed: v2 healthy on every host, rc={run.rc})",
+        "recovered_by": "flow",
+        "history": f"succeeded: {record['id']}",
+    }
+
+
+def failed_and_recovered(
+    run: DeployRun, cluster: Cluster, fault: HostFault, history_before: int
+) -> dict[str, str]:
+    """The checks of a row whose deploy failed: its line, the rollback of every host that
+    answered, the history; then the command the line gives, run as written."""
+    assert run.rc != 0, run.describe()
+    line = run.failure
+    assert line and "\n" not in line.strip(), run.describe()
+    for word in fault.cause:
+        assert word in line, f"{word!r} not in the failure line {line!r}"
+    if fault.cause_any:
+        assert any(word in line for word in fault.cause_any), line
+    lost = set(re.findall(r"(\w+) \(in phase \w+\)", line))
+    assert lost == ({fault.lost} if fault.lost else lost), line
+    answered = {h: s for h, s in cluster.app_state().items() if h not in lost}
+    assert answered == {h: ("v1", "healthy") for h in answered}, run.describe()
+    failed = [r for r in cluster.history()[history_before:] if r["status"] == "failed"]
+    assert len(failed) == fault.records, cluster.history()
+    assert all(record["version"] == "v2" for record in failed), failed
+    if fault.lost:
+        assert fault.lost in failed[0]["reason"], failed[0]
+    assert cluster.lock() is None
+
+    by_runbook = "run ansible-playbook" in line
+    if by_runbook:
+        recovered = run_as_written(recovery_command(line))
+        assert recovered.returncode == 0, recovered.stdout[-6000:]
+    assert cluster.app_state() == cluster.all_on("v1")
+    return {
+        "failure": line.strip(),
+        "recovered_by": f"runbook: {fault.runbook}" if by_runbook else "flow",
+        "history": f"failed: {failed[0]['reason']}",
+    }
+
+
+RECORD.fault_suites["test_many_hosts"] = len(HOST_FAULTS)

@@ -351,6 +351,24 @@ def test_missing_network_fails_with_one_line_naming_it(
     assert not container_exists(docker_engine, name)
 
 
+def test_a_missing_network_is_created_when_asked(
+    tmp_path: Path, docker_engine: docker.DockerClient, base_image: str, name: str
+) -> None:
+    network = f"{name}-net"
+    try:
+        run = oneshot(
+            tmp_path, name=name, image=base_image, command=sh("echo joined"),
+            network=network, create_network=True,
+        )  # fmt: skip
+        assert run.rc == 0, run.result
+        assert run.result["actions"][0] == f"created network {network}"
+        assert run.result["log"] == "joined\n"
+        assert docker_engine.networks.list(names=[network])
+    finally:
+        for found in docker_engine.networks.list(names=[network]):
+            found.remove()
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -358,7 +358,10 @@ def test_a_lost_host_reason_names_the_host_its_phase_and_the_command_that_recove
     reason = filters.lost_hosts_reason(
         ["worker1"], {"worker1": "stop"}, "-i inventories/staging", "infra1"
     )
-    assert reason.startswith("host worker1 (in phase stop) stopped answering over SSH")
+    assert reason.startswith(
+        "host worker1 (in phase stop) stopped answering over SSH and was not rolled back; once"
+        " it answers, run "
+    )
     assert (
         "run ansible-playbook -i inventories/staging playbooks/start.yml --limit worker1" in reason
     )
@@ -369,8 +372,9 @@ def test_a_migration_host_lost_while_migrating_points_at_its_migrate_container()
     reason = filters.lost_hosts_reason(
         ["infra1", "worker1"], {"infra1": "migrate", "worker1": "migrate"}, "-i x", "infra1"
     )
-    assert reason.startswith("host infra1 (in phase migrate), worker1 (in phase migrate) stopped")
-    assert "--limit infra1,worker1" in reason
+    assert reason.startswith("hosts infra1 (in phase migrate), worker1 (in phase migrate) stopped")
+    assert "were not rolled back; once they answer, run " in reason
+    assert "--limit infra1,worker1 to bring them to the release" in reason
     assert reason.endswith(
         "the migrate container may still run on infra1: the next deploy waits for it or"
         ' refuses, naming it (RUNBOOK.md "A migrate container was left running")'

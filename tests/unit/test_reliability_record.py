@@ -21,7 +21,7 @@ def record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Record:
 
 
 # One row in each fault suite.
-SUITES = {"test_faults": 1, "test_online": 1}
+SUITES = {"test_faults": 1, "test_online": 1, "test_many_hosts": 1}
 
 
 def complete(record: Record) -> None:
@@ -31,6 +31,10 @@ def complete(record: Record) -> None:
     record.faults["start-online"] = Observed(
         "online: never healthy", "start", "not healthy", "flow", "failed: y", 0, 0
     )
+    record.faults["stop-lost-host"] = Observed(
+        "many hosts: a host stops answering", "stop", "host w1 (in phase stop) stopped answering",
+        "runbook: A host stopped answering mid-deploy", "failed: z", 0,
+    )  # fmt: skip
     record.bad_inputs["unknown key"] = "prosaas_app_services[0]: unknown key 'imag'"
     record.secrets.update(searched=12, found=0)
 
@@ -50,9 +54,9 @@ def test_a_saved_run_renders_the_document_without_touching_it_before(record: Rec
     text = reliability.RELIABILITY_DOC.read_text()
     assert f"that ended {record.finished}," in text
     assert "| stop | killed | deploy lock held \\| stale | runbook: Deploy killed |" in text
-    assert text.count(" | 0 | - |") == 1  # rows lost, and no client on the stop row
+    assert text.count(" | 0 | - |") == 2  # rows lost, and no client on the stop rows
     assert "| failed: y | 0 | 0 |" in text  # the online row's client: no failed request
-    assert "- faults tried: 2" in text
+    assert "- faults tried: 3" in text
     assert "- secrets found: 0" in text
 
 
@@ -68,7 +72,7 @@ def test_records_of_two_workers_merge_into_one_complete_record(record: Record) -
     complete(faults_worker)
     faults_worker.bad_inputs.clear()
     faults_worker.secrets.clear()
-    inputs_worker = Record(fault_suites={"test_online": 1}, bad_input_cases=1)
+    inputs_worker = Record(fault_suites={"test_online": 1, "test_many_hosts": 1}, bad_input_cases=1)
     inputs_worker.bad_inputs["unknown key"] = "a line"
     inputs_worker.secrets.update(searched=3, found=0)
     controller = Record()
