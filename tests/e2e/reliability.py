@@ -104,13 +104,13 @@ def markdown(record: Record) -> str:
         "are rolled back by the flow; a host that stopped answering is brought to their",
         "release by the command its failure line gives, run as written.",
         "",
-        "| phase | fault | failure line (first 200 characters) | recovered by | history |"
+        "| phase | fault | failure line (first 240 characters) | recovered by | history |"
         " rows lost | failed requests |",
         "|---|---|---|---|---|---:|---:|",
     ]
     for row in rows:
         failed = "-" if row.failed_requests is None else str(row.failed_requests)
-        cells = [row.phase, row.fault, cut(row.failure, 200), row.recovered_by,
+        cells = [row.phase, row.fault, cut(row.failure, 240), row.recovered_by,
                  cut(row.history, 90), str(row.rows_lost), failed]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     lines += [

@@ -382,6 +382,76 @@ def test_status_reads_the_migrations_once_and_changes_nothing(cluster: Cluster) 
     assert run.output.count("migrations: read on the migration host") == 2, run.output[-6000:]
 
 
+# A client on a server: GET URL every 50 ms until /run/probe-stop exists, then one JSON line
+# of the answers counted (200: ok; anything else, or no answer: failed).
+PROBE = """
+import json, os, sys, time, urllib.request
+ok = failed = 0
+while not os.path.exists("/run/probe-stop"):
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
+            ok += 1
+    except Exception:
+        failed += 1
+    time.sleep(0.05)
+print(json.dumps({"ok": ok, "failed": failed}))
+"""
+
+
+@dataclass
+class Probe:
+    """PROBE on HOST's own system, through the proxy it runs: start it, then stop it and
+    read its counts."""
+
+    host: SshHost
+    url: str
+    counts: dict[str, int] = field(default_factory=dict)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.host.container.exec_run(["rm", "-f", "/run/probe-stop"])
+
+        def run() -> None:
+            _, output = self.host.container.exec_run(["python3", "-c", PROBE, self.url])
+            self.counts = json.loads(output.decode().strip().splitlines()[-1])
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> dict[str, int]:
+        assert self.thread is not None
+        self.host.container.exec_run(["touch", "/run/probe-stop"])
+        self.thread.join(timeout=30)
+        return self.counts
+
+
+def test_an_online_deploy_switches_host_by_host_with_no_failed_request(cluster: Cluster) -> None:
+    """v1 -> v2 (109 applied) online over the three servers while a client on infra1 and one
+    on calls1 call their api and calls through the local proxy: every request answered."""
+    cluster.reset_to_v1()
+    probes = [
+        Probe(cluster.hosts["infra1"], "http://127.0.0.1:8080/health"),
+        Probe(cluster.hosts["calls1"], "http://127.0.0.1:8081/health"),
+    ]
+    for probe in probes:
+        probe.start()
+    try:
+        run = cluster.deploy("v2", prosaas_deploy_strategy="online")
+    finally:
+        counts = [probe.stop() for probe in probes]
+    assert run.rc == 0, run.describe()
+    assert "strategy: online" in run.output
+    assert cluster.app_state() == cluster.all_on("v2")
+    starts = phase_runs(run, "start", START_TASK)
+    assert [data["host"] for data in starts] == list(HOSTS)
+    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == [MIGRATION_HOST]
+    for host in HOSTS:  # the replaced containers are gone once the release is recorded
+        names = cluster.docker(host, "ps", "-a", "--format", "{{.Names}}").split()
+        assert not [name for name in names if name.endswith(("-next", "-previous"))], names
+    print(f"online over three servers: probes {counts}")
+    assert all(count["ok"] > 20 and count["failed"] == 0 for count in counts), counts
+
+
 # --- Fault rows -----------------------------------------------------------------------
 
 
@@ -637,7 +707,8 @@ def failed_and_recovered(
         assert recovered.returncode == 0, recovered.stdout[-6000:]
     assert cluster.app_state() == cluster.all_on("v1")
     return {
-        "failure": line.strip(),
+        # The test's own inventory folder, as an operator's would read: -i inventories/<env>
+        "failure": line.strip().replace(str(cluster.inventory), "<inventory>"),
         "recovered_by": f"runbook: {fault.runbook}" if by_runbook else "flow",
         "history": f"failed: {failed[0]['reason']}",
     }
