@@ -122,11 +122,13 @@ class Cluster:
         for host, service in APP_ON.items():
             code, output = self.hosts[host].container.exec_run([
                 "docker", "inspect", "--format",
-                "{{.Config.Image}} {{if .State.Health}}{{.State.Health.Status}}"
-                "{{else}}{{.State.Status}}{{end}}",
+                "{{.Config.Image}} {{.State.Status}}"
+                " {{if .State.Health}}{{.State.Health.Status}}{{end}}",
                 service,
             ])  # fmt: skip
-            image, _, health = output.decode().strip().partition(" ")
+            image, status, health = [*output.decode().split(), ""][:3]
+            # A stopped container keeps its last health status: only a running one's counts.
+            health = (health or status) if status == "running" else status
             state[host] = (versions.get(image, image), health) if code == 0 else ("", "missing")
         return state
 
