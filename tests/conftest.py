@@ -196,6 +196,19 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SessionKeys:
     return SessionKeys.make(tmp_path_factory.mktemp("ssh"))
 
 
+HOST_WHEELS = ROOT / ".cache" / "wheels"
+
+
+def host_wheels() -> Path:
+    """The wheels prepare.yml copies to the test hosts (prosaas_python_packages_from:
+    controller); the test fails when scripts/test.sh has not downloaded them."""
+    if not list(HOST_WHEELS.glob("*.whl")):
+        pytest.fail(
+            f"no wheels in {HOST_WHEELS}: scripts/test.sh downloads them (ensure_host_wheels)"
+        )
+    return HOST_WHEELS
+
+
 def start_test_host(
     client: docker.DockerClient,
     base_image: str,

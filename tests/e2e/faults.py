@@ -27,6 +27,7 @@ from typing import Any
 
 import ansible_runner
 import docker
+import psycopg
 
 from tests.conftest import playbook_args
 from tests.e2e.conftest import (
@@ -100,16 +101,21 @@ class FaultStack:
         return self.stack.container(service)
 
 
+def seed_call_log(conn: psycopg.Connection) -> None:
+    """SEED_ROWS rows of finished calls in call_log, the rows every fault row must keep."""
+    conn.execute(
+        "INSERT INTO call_log (call_sid, from_number, status, duration)"
+        " SELECT 'seed-' || n, '+1555' || n, 'completed', n %% 600"
+        " FROM generate_series(1, %s) AS n",
+        (SEED_ROWS,),
+    )
+
+
 def seeded_v1(stack: Stack) -> Stack:
     """STACK with v1 deployed and SEED_ROWS rows in call_log."""
     stack.deploy_ok("v1")
     with stack.connect(autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO call_log (call_sid, from_number, status, duration)"
-            " SELECT 'seed-' || n, '+1555' || n, 'completed', n %% 600"
-            " FROM generate_series(1, %s) AS n",
-            (SEED_ROWS,),
-        )
+        seed_call_log(conn)
     return stack
 
 

@@ -39,7 +39,14 @@ import psycopg
 import pytest
 import yaml
 
-from tests.conftest import ANSIBLE_ENV, ROOT, playbook_args, start_test_host
+from tests.conftest import (
+    ANSIBLE_ENV,
+    HOST_WHEELS,
+    ROOT,
+    host_wheels,
+    playbook_args,
+    start_test_host,
+)
 from tests.e2e.conftest import (
     DB_PASSWORD,
     RESET_109_SQL,
@@ -48,7 +55,7 @@ from tests.e2e.conftest import (
     play_with_hooks,
     wait_until,
 )
-from tests.e2e.faults import CHECKSUM_SQL, SEED_ROWS
+from tests.e2e.faults import CHECKSUM_SQL, seed_call_log
 from tests.e2e.reliability import RECORD, Observed
 from tests.pg_cluster import free_loopback_port
 from tests.registry import Registry
@@ -59,7 +66,6 @@ HOSTS = ("infra1", "calls1", "worker1")
 STATE_HOST = "calls1"
 MIGRATION_HOST = "worker1"
 STATE_DIR = "/var/lib/prosaas-deploy"
-WHEELS = ROOT / ".cache" / "wheels"
 SERVICES_ON = {  # a host that runs the api or calls runs the proxy in front of them
     "infra1": {"postgres", "redis", "prosaas-api", "proxy"},
     "calls1": {"prosaas-calls", "proxy"},
@@ -253,23 +259,13 @@ def write_inventory(
         "prosaas_registry_ca": registry.ca.cert.read_text(),
         "vault_prosaas_registry_password": registry.password,
         "prosaas_python_packages_from": "controller",
-        "prosaas_python_wheels_dir": str(WHEELS),
+        "prosaas_python_wheels_dir": str(HOST_WHEELS),
         "prosaas_reports_dir": str(folder.parent / "reports"),
         "prosaas_health_timeout": 60,
     }
     (folder / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
     (folder / "group_vars" / "prosaas.yml").write_text(yaml.safe_dump(group_vars))
     return folder
-
-
-def seed_call_log(cluster: Cluster) -> None:
-    with cluster.connect() as conn:
-        conn.execute(
-            "INSERT INTO call_log (call_sid, from_number, status, duration)"
-            " SELECT 'seed-' || n, '+1555' || n, 'completed', n %% 600"
-            " FROM generate_series(1, %s) AS n",
-            (SEED_ROWS,),
-        )
 
 
 @pytest.fixture(scope="module")
@@ -281,8 +277,7 @@ def cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:
     """The three servers prepared, postgres loaded on infra1, v1 deployed and call_log seeded."""
-    if not list(WHEELS.glob("*.whl")):
-        pytest.fail(f"no wheels in {WHEELS}: scripts/test.sh downloads them (ensure_host_wheels)")
+    host_wheels()
     hosts: dict[str, SshHost] = {}
     try:
         for name in HOSTS:
@@ -300,7 +295,8 @@ def cluster(
         load_images(hosts["infra1"], ["prosaas-demo/postgres:15"])
         first = cluster.deploy("v1")
         assert first.rc == 0, first.describe()
-        seed_call_log(cluster)
+        with cluster.connect() as conn:
+            seed_call_log(conn)
         yield cluster
     finally:
         for host in hosts.values():

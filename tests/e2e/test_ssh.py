@@ -33,7 +33,15 @@ import docker
 import pytest
 import yaml
 
-from tests.conftest import ROOT, host_stats, playbook_args, run_module, start_test_host
+from tests.conftest import (
+    HOST_WHEELS,
+    ROOT,
+    host_stats,
+    host_wheels,
+    playbook_args,
+    run_module,
+    start_test_host,
+)
 from tests.e2e.conftest import (
     APP_SERVICES,
     RESET_109_SQL,
@@ -49,7 +57,6 @@ from tests.registry import Registry, repushed
 from tests.ssh_hosts import SessionKeys, SshHost, remove_host
 from tests.ssh_stack import Tunnel, load_images, read_remote, write_stack_inventory
 
-WHEELS = ROOT / ".cache" / "wheels"
 VENV_PYTHON = "/opt/prosaas-deploy/venv/bin/python"
 STATE_DIR = "/var/lib/prosaas-deploy"
 DATABASE_PORT = 55432  # the local inventory's, on the server's own loopback
@@ -108,7 +115,7 @@ def write_inventory(folder: Path, host: SshHost, keys: SessionKeys) -> Path:
         "vault_prosaas_database_password": "unused",
         "prosaas_reports_dir": str(folder / "reports"),
         "prosaas_python_packages_from": "controller",
-        "prosaas_python_wheels_dir": str(WHEELS),
+        "prosaas_python_wheels_dir": str(HOST_WHEELS),
     }
     (settings / "main.yml").write_text(yaml.safe_dump(own))
     hosts = {"prosaas": {"hosts": {host.name: host.inventory_vars(keys)}}}
@@ -125,8 +132,7 @@ def test_host(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestHost]:
     """A fresh bare host for this module, removed after it."""
-    if not list(WHEELS.glob("*.whl")):
-        pytest.fail(f"no wheels in {WHEELS}: scripts/test.sh downloads them (ensure_host_wheels)")
+    host_wheels()
     host = start_test_host(docker_engine, base_image, ssh_keys, "pdprep", registry.network)
     try:
         base = tmp_path_factory.mktemp("prepare")
