@@ -206,6 +206,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prosaas_docker import (
+    create_managed_network,
     docker_argument_spec,
     docker_client,
     find_container,
@@ -322,7 +323,7 @@ class OneshotRunner:
         if self.module.check_mode:
             self.actions.append(f"would have created network {network}")
             return
-        self.client.networks.create(network, driver="bridge", labels={MANAGED_LABEL: MANAGED_BY})
+        create_managed_network(self.client, network)
         self.actions.append(f"created network {network}")
 
     def find_container(self) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.prosaas_spec import MANAGED_BY, MANAGED_LABEL
 
 try:
     import docker
@@ -74,6 +75,11 @@ def find_container(client: docker.DockerClient, name: str) -> Any:
         return client.containers.get(name)
     except NotFound:
         return None
+
+
+def create_managed_network(client: docker.DockerClient, name: str) -> None:
+    """A bridge network NAME, labelled as the deploy's own, as the services join it."""
+    client.networks.create(name, driver="bridge", labels={MANAGED_LABEL: MANAGED_BY})
 
 
 def find_image_id(client: docker.DockerClient, reference: str) -> str | None:

@@ -7,7 +7,12 @@ import contextlib
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import find_container, find_image_id, require_image_id
+from ansible.module_utils.prosaas_docker import (
+    create_managed_network,
+    find_container,
+    find_image_id,
+    require_image_id,
+)
 from ansible.module_utils.prosaas_spec import (
     MANAGED_BY,
     MANAGED_LABEL,
@@ -90,9 +95,7 @@ class ServiceManager:
             and not self.client.networks.list(names=[network])
             and self.act(f"created network {network}")
         ):
-            self.client.networks.create(
-                network, driver="bridge", labels={MANAGED_LABEL: MANAGED_BY}
-            )
+            create_managed_network(self.client, network)
 
     def create(self, spec: dict[str, Any], name: str) -> Any:
         params = self.params
