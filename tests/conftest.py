@@ -217,13 +217,15 @@ def start_test_host(
     network: str | None = None,
     *,
     ssh_port: int | None = None,
+    command: list[str] | None = None,
 ) -> SshHost:
     """A fresh bare test host named PREFIX-<random> (on NETWORK, its sshd on loopback
-    SSH_PORT, when given); the test fails when it cannot start."""
+    SSH_PORT, COMMAND as PID 1 instead of systemd, when given); the test fails when it
+    cannot start."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     try:
         image = host_image(client, base_image)
-        return start_host(client, image, name, keys, network, ssh_port=ssh_port)
+        return start_host(client, image, name, keys, network, ssh_port=ssh_port, command=command)
     except HostError as exc:
         pytest.fail(str(exc))
 

@@ -111,6 +111,7 @@ def run_host_container(
     name: str,
     network: str | None = None,
     ssh_port: int | None = None,
+    command: list[str] | None = None,
 ) -> Any:
     """A container for host NAME that can run its own engine; privileged where allowed.
 
@@ -118,8 +119,10 @@ def run_host_container(
     containers of that network reach the host by its name (and it reaches them by theirs).
     SSH_PORT: the loopback port its sshd is published on (a free one when None); a fixed one
     stays the same when the host's container restarts, as a rebooted server keeps its address.
+    COMMAND: what runs as PID 1 instead of systemd (a server booted some other way).
     """
     common: dict[str, Any] = {
+        "command": command,
         "name": name,
         "hostname": name,
         "detach": True,
@@ -178,13 +181,14 @@ def start_host(
     network: str | None = None,
     *,
     ssh_port: int | None = None,
+    command: list[str] | None = None,
 ) -> SshHost:
     """Start host NAME, authorise the session key and add its host keys to known_hosts.
 
     NETWORK: a Docker network the host joins instead of the default bridge (a test
-    registry's, tests/registry.py); SSH_PORT: as run_host_container's.
+    registry's, tests/registry.py); SSH_PORT and COMMAND: as run_host_container's.
     """
-    container = run_host_container(client, image, name, network, ssh_port)
+    container = run_host_container(client, image, name, network, ssh_port, command)
     host = SshHost(name, published_port(container), container)
     authorize(container, keys.public_key)
     deadline = time.monotonic() + SSH_READY_TIMEOUT_S

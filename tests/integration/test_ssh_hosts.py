@@ -7,10 +7,15 @@ import json
 import uuid
 from pathlib import Path
 
+import ansible_runner
+import docker
 import yaml
 
-from tests.conftest import run_module
-from tests.ssh_hosts import SessionKeys, SshHost
+from tests.conftest import host_stats, playbook_args, run_module, start_test_host
+from tests.ssh_hosts import SessionKeys, SshHost, remove_host
+
+# A server booted without systemd: sshd itself is PID 1 (as in many containers and chroots).
+SSHD_AS_PID_1 = ["bash", "-c", "ssh-keygen -A && mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e"]
 
 
 def ad_hoc(
@@ -83,3 +88,31 @@ def test_a_host_key_that_is_not_known_is_refused(
 
     assert event == "runner_on_unreachable", result
     assert "Host key verification failed" in result["msg"], result
+
+
+def test_prepare_refuses_a_host_without_systemd_in_one_line_before_changing_anything(
+    docker_engine: docker.DockerClient, base_image: str, ssh_keys: SessionKeys, tmp_path: Path
+) -> None:
+    host = start_test_host(docker_engine, base_image, ssh_keys, "pdnosysd", command=SSHD_AS_PID_1)
+    try:
+        inventory = tmp_path / "hosts.yml"
+        hosts = {"prosaas": {"hosts": {host.name: host.inventory_vars(ssh_keys)}}}
+        inventory.write_text(yaml.safe_dump(hosts))
+        args = playbook_args("playbooks/prepare.yml", tmp_path) | {"inventory": str(inventory)}
+
+        run = ansible_runner.run(**args)
+
+        failures = [
+            event["event_data"]["res"]["msg"]
+            for event in run.events
+            if event["event"] == "runner_on_failed"
+        ]
+        assert run.rc != 0
+        assert failures == [
+            f"host {host.name} cannot be prepared: it needs systemd as PID 1 (PID 1 is sshd);"
+            ' see README.md "What a host needs"'
+        ]
+        assert host_stats(run, host.name)["changed"] == 0
+        assert host.container.exec_run(["sh", "-c", "command -v dockerd"]).exit_code != 0
+    finally:
+        remove_host(docker_engine, host)
