@@ -110,6 +110,7 @@ def run_host_container(
     image: str,
     name: str,
     network: str | None = None,
+    *,
     ssh_port: int | None = None,
     command: list[str] | None = None,
 ) -> Any:
@@ -188,7 +189,7 @@ def start_host(
     NETWORK: a Docker network the host joins instead of the default bridge (a test
     registry's, tests/registry.py); SSH_PORT and COMMAND: as run_host_container's.
     """
-    container = run_host_container(client, image, name, network, ssh_port, command)
+    container = run_host_container(client, image, name, network, ssh_port=ssh_port, command=command)
     host = SshHost(name, published_port(container), container)
     authorize(container, keys.public_key)
     deadline = time.monotonic() + SSH_READY_TIMEOUT_S
