@@ -94,14 +94,18 @@ class SessionCA:
             )  # fmt: skip
         return ca
 
-    def issue(self, name: str) -> tuple[Path, Path]:
-        """A server certificate and key for NAME, localhost and 127.0.0.1: (cert, key)."""
+    def issue(self, name: str, addresses: tuple[str, ...] = ()) -> tuple[Path, Path]:
+        """A server certificate and key for NAME, localhost, 127.0.0.1 and the IP ADDRESSES:
+        (cert, key)."""
         folder = self.folder / name
         folder.mkdir()
         cert, key, request = folder / "registry.crt", folder / "registry.key", folder / "csr"
         extensions = folder / "extensions"
+        names = ",".join(
+            [f"DNS:{name}", "DNS:localhost", "IP:127.0.0.1"] + [f"IP:{ip}" for ip in addresses]
+        )
         extensions.write_text(
-            f"subjectAltName=DNS:{name},DNS:localhost,IP:127.0.0.1\n"
+            f"subjectAltName={names}\n"
             "basicConstraints=critical,CA:FALSE\n"
             "keyUsage=critical,digitalSignature\n"
             "extendedKeyUsage=serverAuth\n"
@@ -138,6 +142,13 @@ class Registry:
     def address(self) -> str:
         """How the containers of its network reach it (and how their images name it)."""
         return f"{self.name}:{REGISTRY_PORT}"
+
+    @property
+    def ip_address(self) -> str:
+        """Its address on its network, which its certificate names too: an address this
+        machine and the containers of the network both reach it at."""
+        self.container.reload()
+        return self.container.attrs["NetworkSettings"]["Networks"][self.network]["IPAddress"]
 
     @property
     def loopback(self) -> str:
@@ -276,11 +287,12 @@ def start_registry(
 ) -> Registry:
     """Run registry NAME on a new Docker network NETWORK, its port 5000 published on loopback.
 
-    Its certificate comes from the session CA in CA_FOLDER (made there if missing), its
-    storage is the volume NAME-data. Returns once it answers 401 over TLS.
+    Its certificate comes from the session CA in CA_FOLDER (made there if missing) and names
+    its address on NETWORK too (the container serves only once its accounts file exists, so
+    the certificate is put in after the start has given it that address); its storage is the
+    volume NAME-data. Returns once it answers 401 over TLS.
     """
     ca = SessionCA.at(ca_folder)
-    cert, key = ca.issue(name)
     password_file = ca_folder / f"{name}.password"
     password_file.touch(mode=0o600)
     password_file.write_text(password)
@@ -296,10 +308,11 @@ def start_registry(
             volumes={f"{name}-data": {"bind": "/var/lib/docker-registry", "mode": "rw"}},
             labels=labels,
         )
-        container.put_archive("/certs", certificate_archive(cert, key))
         container.start()
         port = published_port(container)
         registry = Registry(name, network, port, user, password, password_file, ca, container)
+        cert, key = ca.issue(name, (registry.ip_address,))
+        container.put_archive("/certs", certificate_archive(cert, key))
         write_htpasswd(container, user, password)
         wait_until_ready(registry)
     except BaseException:
