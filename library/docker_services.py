@@ -59,6 +59,17 @@ options:
         description: Environment variables whose values are secret; never logged, never in a label.
         type: dict
         default: {}
+      secret_files:
+        description:
+          - Files whose content is secret (a TLS key), by absolute path in the container.
+          - Put into the container once it is created and before it starts, with the
+            engine's archive API, owned by the user the container runs as, mode 0600; never
+            logged, never in its environment, command line or labels (the spec label names
+            the paths only).
+          - A restart keeps them; a later run compares each file's content with the wanted
+            one and recreates the container when one differs or is missing.
+        type: dict
+        default: {}
       ports:
         description: Published ports as V([ip:][host_port:]container_port[/proto]).
         type: list

@@ -21,6 +21,7 @@ SERVICE_OPTIONS: dict[str, dict[str, Any]] = {
     "command": {"type": "list", "elements": "str"},
     "env": {"type": "dict", "default": {}},
     "secret_env": {"type": "dict", "default": {}, "no_log": True},
+    "secret_files": {"type": "dict", "default": {}, "no_log": True},
     "ports": {"type": "list", "elements": "str", "default": []},
     "volumes": {"type": "list", "elements": "str", "default": []},
     "aliases": {"type": "list", "elements": "str", "default": []},

@@ -11,7 +11,12 @@ from ansible.module_utils.prosaas_docker import (
     create_managed_network,
     find_container,
     find_image_id,
+    one_line,
     require_image_id,
+)
+from ansible.module_utils.prosaas_secret_files import (
+    put_secret_files,
+    secret_file_differences,
 )
 from ansible.module_utils.prosaas_spec import (
     MANAGED_BY,
@@ -126,7 +131,14 @@ class ServiceManager:
                     aliases=params["network_aliases"] or None
                 )
             }
-        return self.client.containers.create(params["image"], **options)
+        container = self.client.containers.create(params["image"], **options)
+        # Before it starts: its process reads them as it starts (the proxy's TLS key).
+        try:
+            put_secret_files(container, params.get("secret_files") or {})
+        except (docker.errors.APIError, ValueError) as exc:
+            container.remove(force=True)
+            self.fail(f"could not put its secret files into {name}: {one_line(exc)}")
+        return container
 
     def differences_from(self, container: Any, spec: dict[str, Any]) -> list[str]:
         """What differs between the spec CONTAINER was created from and SPEC."""
@@ -136,6 +148,10 @@ class ServiceManager:
             for key in secret_env_differences(
                 self.params["secret_env"], container.attrs["Config"].get("Env")
             )
+        ]
+        differences += [
+            f"secret_files ({path})"
+            for path in secret_file_differences(container, self.params.get("secret_files") or {})
         ]
         return differences
 

@@ -7,6 +7,7 @@ later run can tell exactly which settings changed and recreate only then.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from typing import Any
 
@@ -86,13 +87,27 @@ def healthcheck_for_sdk(healthcheck: dict[str, Any] | None) -> dict[str, Any] | 
     return result
 
 
+def secret_file_paths(files: dict[str, str] | None) -> list[str]:
+    """The paths of a service's secret files, sorted; ValueError naming one that is not the
+    absolute path of a file."""
+    for path in files or {}:
+        if not path.startswith("/") or path.endswith("/") or posixpath.normpath(path) != path:
+            raise ValueError(f"secret_files path {path!r} must be the absolute path of a file")
+    return sorted(files or {})
+
+
 def build_spec(params: dict[str, Any], image_id: str) -> dict[str, Any]:
     """The canonical, comparable description of what the container should be.
 
     Secret environment values are not in it, only their names: they are compared with the
-    container's own environment instead, so no label ever carries a secret.
+    container's own environment instead, so no label ever carries a secret. Secret files
+    likewise: their paths only, and only when there are any (so the spec of a container
+    without one reads as it did before they existed); their content is compared with the
+    files in the container.
     """
+    secret_files = secret_file_paths(params.get("secret_files"))
     return {
+        **({"secret_files": secret_files} if secret_files else {}),
         "image": params["image"],
         "image_id": image_id,
         "command": params.get("command"),

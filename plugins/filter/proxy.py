@@ -1,8 +1,16 @@
 """The proxy's configuration: HAProxy in front of the app services.
 
-``proxy_service(routes, image, retry_after)`` is the proxy as an infra service of one host:
-its ports are the routes' ``publish`` addresses, and its ``HAPROXY_CONFIG`` the whole
+``proxy_service(routes, image, retry_after, ...)`` is the proxy as an infra service of one
+host: its ports are the routes' ``publish`` addresses, and its ``HAPROXY_CONFIG`` the whole
 configuration ``haproxy_config`` renders for those routes.
+With a TLS certificate and key, every route's frontend terminates TLS with them: they reach
+the container as one PEM file (``TLS_PEM``, certificate, chain, then key) among the
+service's ``secret_files``, which docker_services puts into it before it starts, readable by
+HAProxy's user alone; the configuration only names the file. An HTTP redirect port then
+publishes one more frontend that answers every request with a 308 to the same host and path
+over HTTPS, on the first route's published port (the api, where it runs).
+``proxy_problems`` checks those settings, the certificate against its key among them, on the
+control node: the inventory check runs it before anything is touched.
 Each route is a frontend on ``listen`` and a backend whose servers are the containers of
 the app service, found by the service's name on the project network through Docker's DNS
 (re-resolved every second, so a container the deploy recreated is found at its new
@@ -14,14 +22,23 @@ with ``Retry-After`` instead of refusing the connection.
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import UTC, datetime
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 ROUTE_KEYS = {"service", "port", "listen", "publish"}
 OPTIONAL_ROUTE_KEYS = {"health"}
 HEALTH_PORT = 8405  # the proxy's own health check (monitor-uri), on its loopback only
+HTTP_REDIRECT_PORT = 8480  # where the HTTP redirect listens in the container
+RESERVED_PORTS = (HEALTH_PORT, HTTP_REDIRECT_PORT)
 SLOTS = 3  # containers of one service the proxy can route to at once
+# The certificate, its chain and its key, as docker_services puts the file (secret_files).
+TLS_PEM = "/run/haproxy/tls.pem"
 
 GLOBAL = """\
 global
@@ -58,8 +75,8 @@ frontend health
 
 ROUTE = """
 frontend {service}
-    bind :{listen}
-    default_backend {service}
+    bind :{listen}{tls}
+{forwarded}    default_backend {service}
 
 backend {service}
     http-error status 503 content-type text/plain hdr Retry-After {retry_after} \
@@ -71,6 +88,18 @@ string "{service} is being deployed: retry in {retry_after} s"
 HTTP_CHECK = """\
     option httpchk GET {health}
     http-check expect status 200
+"""
+# With TLS, each route's frontend terminates it, and tells the app the request came over it.
+TLS_BIND = f" ssl crt {TLS_PEM}"
+FORWARDED_PROTO = "    http-request set-header X-Forwarded-Proto https\n"
+# Every request on the HTTP port: a 308 (the method and body kept) to the same host, with
+# the port of its Host header replaced, and the same path and query, over HTTPS.
+HTTP_REDIRECT = """
+frontend http-redirect
+    bind :{listen}
+    http-request deny deny_status 400 unless {{ req.hdr(host) -m found }}
+    http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]{port}%[pathq] \
+code 308
 """
 
 
@@ -91,11 +120,37 @@ def _route_problems(routes: Any) -> list[str]:
                 f"prosaas_proxy_routes[{index}].health must be a path such as /health"
                 "; fix it in the inventory's group_vars"
             )
+        elif int(route["listen"]) in RESERVED_PORTS:
+            problems.append(
+                f"prosaas_proxy_routes[{index}].listen is {route['listen']}, which the proxy"
+                f" keeps for itself ({', '.join(map(str, RESERVED_PORTS))}): choose another port"
+            )
     return problems
 
 
-def haproxy_config(routes: list[dict[str, Any]], retry_after: int) -> str:
-    """The whole HAProxy configuration for ROUTES; 503 answers say Retry-After seconds."""
+def _published_port(route: dict[str, Any]) -> int:
+    """The host port a route is published on ('address:port' or 'port')."""
+    port = str(route["publish"]).rsplit(":", 1)[-1]
+    if not port.isdigit():
+        raise AnsibleFilterError(
+            f"prosaas_proxy_routes ({route['service']}).publish is {route['publish']!r}: the HTTP"
+            " redirect needs the port it is published on, as in 0.0.0.0:443"
+        )
+    return int(port)
+
+
+def _http_redirect(route: dict[str, Any]) -> str:
+    """The HTTP redirect's frontend, to ROUTE's published port over HTTPS."""
+    port = _published_port(route)
+    return HTTP_REDIRECT.format(listen=HTTP_REDIRECT_PORT, port="" if port == 443 else f":{port}")
+
+
+def haproxy_config(
+    routes: list[dict[str, Any]], retry_after: int, tls: bool = False, http_redirect: bool = False
+) -> str:
+    """The whole HAProxy configuration for ROUTES; 503 answers say Retry-After seconds. TLS:
+    every route's frontend terminates TLS with TLS_PEM; HTTP_REDIRECT: plus the frontend
+    that redirects HTTP to the first route over HTTPS."""
     problems = _route_problems(routes)
     if problems:
         raise AnsibleFilterError("; ".join(problems))
@@ -106,24 +161,201 @@ def haproxy_config(routes: list[dict[str, Any]], retry_after: int) -> str:
                 service=route["service"],
                 port=int(route["port"]),
                 listen=int(route["listen"]),
+                tls=TLS_BIND if tls else "",
+                forwarded=FORWARDED_PROTO if tls else "",
                 retry_after=int(retry_after),
                 slots=SLOTS,
                 check=HTTP_CHECK.format(health=route["health"]) if "health" in route else "",
             )
         )
+    if http_redirect and routes:
+        parts.append(_http_redirect(routes[0]))
     return "".join(parts)
 
 
-def proxy_service(routes: list[dict[str, Any]], image: str, retry_after: int) -> dict[str, Any]:
-    """The proxy of one host as a service entry: it publishes each route's port."""
-    return {
+def _pem(text: Any) -> str:
+    """PEM text as a setting holds it, "" for none; the file lookup strips the last newline."""
+    return str(text).strip() if text else ""
+
+
+def proxy_service(
+    routes: list[dict[str, Any]],
+    image: str,
+    retry_after: int,
+    *,
+    bind: str = "127.0.0.1",
+    tls_certificate: str = "",
+    tls_key: str = "",
+    http_redirect_port: Any = 0,
+) -> dict[str, Any]:
+    """The proxy of one host as a service entry: it publishes each route's port, and with a
+    certificate and its key terminates TLS, the HTTP redirect published on BIND."""
+    certificate, key = _pem(tls_certificate), _pem(tls_key)
+    redirect = int(http_redirect_port or 0)
+    if bool(certificate) != bool(key) or (redirect and not certificate):
+        raise AnsibleFilterError(
+            "the proxy's TLS settings are incomplete: run the deploy's inventory check"
+            " (it names what is missing)"
+        )
+    service: dict[str, Any] = {
         "name": "proxy",
         "image": image,
-        "env": {"HAPROXY_CONFIG": haproxy_config(routes, retry_after)},
+        "env": {
+            "HAPROXY_CONFIG": haproxy_config(
+                routes, retry_after, tls=bool(certificate), http_redirect=bool(redirect)
+            )
+        },
         "ports": [f"{route['publish']}:{int(route['listen'])}" for route in routes],
     }
+    if redirect:
+        service["ports"].append(f"{bind}:{redirect}:{HTTP_REDIRECT_PORT}")
+    if certificate:
+        service["secret_files"] = {TLS_PEM: f"{certificate}\n{key}\n"}
+    return service
+
+
+# --- The inventory check of the proxy's settings ---------------------------------------
+
+CERTIFICATE = "prosaas_proxy_tls_certificate"
+KEY = "prosaas_proxy_tls_key (vault_prosaas_proxy_tls_key in the inventory's vault)"
+
+
+def _bind_problems(bind: Any) -> list[str]:
+    try:
+        ipaddress.ip_address(str(bind).removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return [
+            f"prosaas_proxy_bind is {bind!r}, it must be the IP address the proxy publishes its"
+            " ports on (127.0.0.1: this machine only; 0.0.0.0: every address; IPv6 in"
+            " brackets, [::])"
+        ]
+    if ":" in str(bind) and not str(bind).startswith("["):
+        return [f"prosaas_proxy_bind is {bind!r}: write an IPv6 address in brackets, [{bind}]"]
+    return []
+
+
+def _redirect_problems(port: Any, certificate: str) -> list[str]:
+    port = 0 if port in (None, "") else port
+    if isinstance(port, bool) or not str(port).isdigit():
+        return [
+            f"prosaas_proxy_http_redirect_port is {port!r}, it must be a port number (80), or 0"
+            " for no HTTP redirect"
+        ]
+    if not 0 <= int(port) < 65536:
+        return [f"prosaas_proxy_http_redirect_port is {port}, it must be within 1-65535 (0: none)"]
+    if int(port) and not certificate:
+        return [
+            f"prosaas_proxy_http_redirect_port is {port} but {CERTIFICATE} is empty: the"
+            " redirect goes to HTTPS, so set the certificate (and its key), or set the port to 0"
+        ]
+    return []
+
+
+def _certificates(certificate: str) -> tuple[list[x509.Certificate], str]:
+    """The certificates of the PEM text, the server's first; or none and why."""
+    if "PRIVATE KEY-----" in certificate:
+        return [], (
+            f"{CERTIFICATE} holds a private key: only the certificate (and its chain) goes"
+            " there, the key goes in the inventory's vault as vault_prosaas_proxy_tls_key"
+        )
+    try:
+        return x509.load_pem_x509_certificates(certificate.encode()), ""
+    except ValueError:
+        return [], (
+            f"{CERTIFICATE} is not PEM certificate text (-----BEGIN CERTIFICATE-----): put the"
+            " server's certificate there, then its chain, as the CA issued them"
+        )
+
+
+def _private_key(key: str) -> tuple[Any, str]:
+    """The private key of the PEM text; or None and why (never quoting it)."""
+    why = (
+        f"{KEY} is not a PEM private key without a passphrase: put the certificate's key"
+        " there, decrypted (openssl pkey -in key.pem -out plain-key.pem)"
+    )
+    try:
+        return serialization.load_pem_private_key(key.encode(), password=None), ""
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # TypeError: it has a passphrase
+        return None, why
+
+
+def _public_key(item: Any) -> bytes:
+    return item.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _match_problems(certificates: list[x509.Certificate], key: Any) -> list[str]:
+    server = certificates[0]
+    if _public_key(server) == _public_key(key):
+        return []
+    if any(_public_key(other) == _public_key(key) for other in certificates[1:]):
+        return [
+            f"{CERTIFICATE}: the certificate of {KEY} is not the first one: put the server's"
+            " certificate first, then its chain"
+        ]
+    return [
+        f"{CERTIFICATE} ({server.subject.rfc4514_string()}) does not match {KEY}: put the"
+        " key that certificate was issued for in the vault, or the certificate of that key"
+    ]
+
+
+def _validity_problems(server: x509.Certificate, now: datetime) -> list[str]:
+    subject = server.subject.rfc4514_string()
+    if server.not_valid_after_utc <= now:
+        return [
+            f"{CERTIFICATE} ({subject}) expired on {server.not_valid_after_utc:%Y-%m-%d %H:%M}"
+            " UTC: renew it and put the new certificate (and its key, if new) in the inventory"
+        ]
+    if server.not_valid_before_utc > now:
+        return [
+            f"{CERTIFICATE} ({subject}) is not valid before"
+            f" {server.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: use a certificate valid now"
+            " (or check this machine's clock)"
+        ]
+    return []
+
+
+def tls_problems(certificate: Any, key: Any, now: datetime | None = None) -> list[str]:
+    """One line per problem of the proxy's certificate (PEM, chain allowed) and key (PEM);
+    both empty is plain HTTP. No line ever quotes the key."""
+    certificate, key = _pem(certificate), _pem(key)
+    if not certificate and not key:
+        return []
+    if not key:
+        return [
+            f"{CERTIFICATE} is set but {KEY} is empty: put the certificate's private key in"
+            " the vault, or empty the certificate for plain HTTP"
+        ]
+    if not certificate:
+        return [
+            f"{KEY} is set but {CERTIFICATE} is empty: set the certificate (PEM, then its"
+            " chain) in the inventory's group_vars, or remove the key for plain HTTP"
+        ]
+    certificates, certificate_problem = _certificates(certificate)
+    private_key, key_problem = _private_key(key)
+    problems = [problem for problem in (certificate_problem, key_problem) if problem]
+    if problems:
+        return problems
+    return _match_problems(certificates, private_key) + _validity_problems(
+        certificates[0], now or datetime.now(UTC)
+    )
+
+
+def proxy_problems(bind: Any, certificate: Any, key: Any, http_redirect_port: Any) -> list[str]:
+    """One line per problem of the proxy's settings: the address it publishes on, its TLS
+    certificate and key, and its HTTP redirect port."""
+    return (
+        _bind_problems(bind)
+        + tls_problems(certificate, key)
+        + _redirect_problems(http_redirect_port, _pem(certificate))
+    )
 
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"haproxy_config": haproxy_config, "proxy_service": proxy_service}
+        return {
+            "haproxy_config": haproxy_config,
+            "proxy_service": proxy_service,
+            "proxy_problems": proxy_problems,
+        }

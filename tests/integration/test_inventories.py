@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.tls import ThrowawayCa
 
 EXAMPLE_VAULT_PASSWORD = "prosaas-example-vault"  # noqa: S105 - the documented example key
 REMOTE = ("staging", "production")
@@ -33,16 +34,23 @@ def ansible_inventory(name: str, vault_password: str | None) -> subprocess.Compl
     )  # fmt: skip
 
 
-def resolved(name: str, expression: str, inventories: Path = ROOT / "inventories") -> object:
-    """The value of a Jinja expression on the inventory's first host, vault decrypted."""
+def resolved(
+    name: str,
+    expression: str,
+    inventories: Path = ROOT / "inventories",
+    vars_file: Path | None = None,
+) -> object:
+    """The value of a Jinja expression on the inventory's first host, vault decrypted (with
+    the variables of VARS_FILE, as a playbook's vars_files, when given)."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "PROSAAS_VAULT_PASSWORD": EXAMPLE_VAULT_PASSWORD,
         "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "scripts" / "vault-password.sh"),
     }
+    extra = ["-e", f"@{vars_file}"] if vars_file else []
     result = subprocess.run(
-        ["ansible", "-i", str(inventories / name), "all", "-o",
+        ["ansible", "-i", str(inventories / name), "all", "-o", *extra,
          "-m", "ansible.builtin.debug", "-a", f"msg={{{{ {expression} | to_json }}}}"],
         capture_output=True, text=True, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
@@ -224,9 +232,98 @@ def test_inventory_overrides_a_shared_value(name: str, tmp_path: Path) -> None:
     with (copy / name / "group_vars" / "all" / "main.yml").open("a") as own:
         own.write("prosaas_api_port: 9090\n")
     api_route = "prosaas_proxy_routes | selectattr('service', '==', 'prosaas-api') | first"
-    assert resolved(name, f"({api_route}).publish", inventories=copy) == "127.0.0.1:9090"
+    bind = PROXY[name]["prosaas_proxy_bind"]
+    assert resolved(name, f"({api_route}).publish", inventories=copy) == f"{bind}:9090"
     other = next(other for other in INVENTORIES if other != name)
-    assert resolved(other, "prosaas_api_port", inventories=copy) == 8080
+    other_port = int(PROXY[other]["publish"][0].rsplit(":", 1)[1])  # its own, unchanged
+    assert resolved(other, "prosaas_api_port", inventories=copy) == other_port
+
+
+# --- The proxy: where it listens, and TLS -------------------------------------------------
+
+
+def placeholder_certificate(name: str) -> str:
+    """The placeholder the operator replaces, as the inventory reads it."""
+    return (ROOT / "inventories" / name / "files" / "proxy-tls.crt").read_text().strip()
+
+
+# What each inventory's proxy settings resolve to (its key aside: the vault's): local is
+# plain HTTP on loopback, as it was before these settings existed; staging and production
+# HTTPS on every address, with the certificate of their files/proxy-tls.crt.
+PROXY = {
+    "local": {
+        "prosaas_proxy_bind": "127.0.0.1",
+        "publish": ["127.0.0.1:8080", "127.0.0.1:8081"],
+        "prosaas_proxy_http_redirect_port": 0,
+        "prosaas_proxy_tls_certificate": "",
+    },
+    **{
+        name: {
+            "prosaas_proxy_bind": "0.0.0.0",  # noqa: S104 - what the inventory says
+            "publish": ["0.0.0.0:443", "0.0.0.0:8443"],
+            "prosaas_proxy_http_redirect_port": 80,
+            "prosaas_proxy_tls_certificate": placeholder_certificate(name),
+        }
+        for name in REMOTE
+    },
+}
+PROXY_SETTINGS = ["prosaas_proxy_bind", "prosaas_proxy_http_redirect_port",
+                  "prosaas_proxy_tls_certificate", "prosaas_proxy_tls_key"]  # fmt: skip
+PLACEMENT = ROOT / "playbooks" / "vars" / "placement.yml"
+CHECK = (
+    "prosaas_proxy_bind | proxy_problems(prosaas_proxy_tls_certificate, prosaas_proxy_tls_key,"
+    " prosaas_proxy_http_redirect_port)"
+)
+
+
+@pytest.mark.parametrize("name", INVENTORIES)
+def test_the_proxy_publishes_on_the_bind_address_of_the_inventory(name: str) -> None:
+    got = resolved(name, f"dict({PROXY_SETTINGS} | zip(query('vars', *{PROXY_SETTINGS})))")
+    got["publish"] = resolved(name, "prosaas_proxy_routes | map(attribute='publish') | list")
+    # the key comes from the vault, under the one name the vault files use
+    assert got.pop("prosaas_proxy_tls_key") == resolved(
+        name, "vault_prosaas_proxy_tls_key | default('')"
+    )
+    assert got == PROXY[name]
+
+
+def test_the_local_proxy_is_plain_http_on_loopback() -> None:
+    (proxy,) = resolved("local", "placed_proxy", vars_file=PLACEMENT)
+    assert proxy["ports"] == ["127.0.0.1:8080:8000", "127.0.0.1:8081:8001"]
+    assert "secret_files" not in proxy
+    assert " ssl " not in proxy["env"]["HAPROXY_CONFIG"]
+    assert resolved("local", CHECK) == []
+
+
+@pytest.mark.parametrize("name", REMOTE)
+def test_a_remote_inventory_refuses_to_deploy_until_its_certificate_is_put_in(name: str) -> None:
+    problems = resolved(name, CHECK)
+    assert problems, "the placeholder certificate must not pass the inventory check"
+    assert all(problem.startswith("prosaas_proxy_tls_") for problem in problems), problems
+
+
+def test_staging_with_its_certificate_and_key_serves_https_and_redirects_80(
+    tmp_path: Path,
+) -> None:
+    issued = ThrowawayCa.make().issue("staging-app1.example.internal")
+    copy = tmp_path / "inventories"
+    shutil.copytree(ROOT / "inventories", copy, symlinks=True)
+    (copy / "staging" / "files" / "proxy-tls.crt").write_text(issued.certificate)
+    # after vault.yml in name order: stands for the key the operator puts in the vault
+    (copy / "staging" / "group_vars" / "all" / "zz-test-key.yml").write_text(
+        yaml.safe_dump({"vault_prosaas_proxy_tls_key": issued.key})
+    )
+
+    assert resolved("staging", CHECK, inventories=copy) == []
+    (proxy,) = resolved("staging", "placed_proxy", inventories=copy, vars_file=PLACEMENT)
+    assert proxy["ports"] == ["0.0.0.0:443:8000", "0.0.0.0:8443:8001", "0.0.0.0:80:8480"]
+    assert proxy["secret_files"] == {
+        "/run/haproxy/tls.pem": f"{issued.certificate.strip()}\n{issued.key.strip()}\n"
+    }
+    config = proxy["env"]["HAPROXY_CONFIG"]
+    assert "    bind :8000 ssl crt /run/haproxy/tls.pem\n" in config
+    assert "    bind :8001 ssl crt /run/haproxy/tls.pem\n" in config
+    assert "regsub(:[0-9]+$,)]%[pathq] code 308" in config  # to the api, on 443
 
 
 # --- Where the modules run: prepare's virtualenv on the hosts, this Python locally ---------

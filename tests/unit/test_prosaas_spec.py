@@ -109,3 +109,20 @@ def test_secret_env_differences_compare_with_the_container_environment() -> None
     running = ["PATH=/usr/bin", "DATABASE_URL=postgresql://old", "TOKEN=t"]
     assert secret_env_differences(wanted, running) == ["DATABASE_URL"]
     assert secret_env_differences({"TOKEN": "t"}, running) == []
+
+
+def test_secret_files_are_in_the_spec_by_path_only_and_only_when_there_are_some() -> None:
+    plain = build_spec(BASE, "sha256:1")
+    assert "secret_files" not in plain  # a container made before secret files: no difference
+    assert spec_differences(plain, build_spec({**BASE, "secret_files": {}}, "sha256:1")) == []
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIsecret\n-----END PRIVATE KEY-----\n"
+    with_file = build_spec({**BASE, "secret_files": {"/run/haproxy/tls.pem": pem}}, "sha256:1")
+    assert with_file["secret_files"] == ["/run/haproxy/tls.pem"]
+    assert "MIIsecret" not in spec_to_label(with_file)
+    assert spec_differences(plain, with_file) == ["secret_files"]
+
+
+@pytest.mark.parametrize("path", ["tls.pem", "/run/haproxy/", "/run/../etc/tls.pem"])
+def test_a_secret_file_path_must_be_the_absolute_path_of_a_file(path: str) -> None:
+    with pytest.raises(ValueError, match=r"^secret_files path .* must be the absolute path"):
+        build_spec({**BASE, "secret_files": {path: "x"}}, "sha256:1")
