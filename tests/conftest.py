@@ -265,8 +265,8 @@ def registry(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Registry]:
     """A registry on a network of its own, the demo images (registry_images) pushed to it
-    once with scripts/push-images.sh (their digests in .digests). This machine's engine trusts the
-    session CA for its loopback address meanwhile; everything goes at the end."""
+    once with the docker_release module's push (their digests in .digests). This machine's
+    engine trusts the session CA for its loopback address meanwhile; everything goes at the end."""
     name = f"pdreg-{uuid.uuid4().hex[:6]}"
     try:
         started = start_registry(

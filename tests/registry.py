@@ -1,6 +1,8 @@
 """A private registry for the tests and the demo: Debian's docker-registry in a container
 (tests/registry/Dockerfile), serving HTTPS with a certificate of a session CA, and htpasswd
-auth. Images reach it with scripts/push-images.sh and are then pulled by digest.
+auth. Images reach it through push_images, which pushes with the code of the docker_release
+module (module_utils/prosaas_release.py, behind playbooks/release.yml), and are then pulled
+by digest.
 
 The session CA is made here with openssl, its key and certificate kept in the session's
 folder. The registry's certificate names the container (test hosts on the registry's Docker
@@ -11,20 +13,18 @@ file from playbooks/prepare.yml (prosaas_registry_ca), and so do the test hosts 
 (tests/playbooks/trust_registry.yml runs the prepare role's registry tasks); the `registry`
 fixture (tests/conftest.py) writes it for this machine's engine for the session only.
 
-Credentials: one user with a random password, which is written to a 0600 file of the
-session's folder for the push script (PROSAAS_REGISTRY_PASSWORD_FILE) and put in the
-registry as a bcrypt htpasswd line. On a host, the engine keeps `docker login` credentials
-in ~/.docker/config.json of the user who logged in, base64, not encrypted, unless a
-credential helper is configured; the push script logs in with a configuration folder of its
-own that it removes when it ends.
+Credentials: one user with a random password, put in the registry as a bcrypt htpasswd line.
+A push hands them to the engine with each request (auth_config), as the release does: no
+`docker login`, which would keep them in ~/.docker/config.json of the user who logged in,
+base64, not encrypted, unless a credential helper is configured.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
-import os
 import secrets
 import ssl
 import subprocess
@@ -35,14 +35,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.client import HTTPException, HTTPMessage, HTTPSConnection
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import ansible.module_utils
 import docker
-from docker.errors import APIError, BuildError
+from docker.errors import APIError, BuildError, DockerException
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY_IMAGE_DIR = ROOT / "tests" / "registry"
-PUSH_SCRIPT = ROOT / "scripts" / "push-images.sh"
+MODULE_UTILS = ROOT / "module_utils"
 REGISTRY_PORT = 5000
 READY_TIMEOUT_S = 30.0
 # Where an engine on this machine looks for the CA of each registry.
@@ -133,7 +135,6 @@ class Registry:
     port: int
     user: str
     password: str = field(repr=False)
-    password_file: Path
     ca: SessionCA
     container: Any
     digests: dict[str, str] = field(default_factory=dict)  # REPO:TAG -> sha256:...
@@ -293,9 +294,6 @@ def start_registry(
     volume NAME-data. Returns once it answers 401 over TLS.
     """
     ca = SessionCA.at(ca_folder)
-    password_file = ca_folder / f"{name}.password"
-    password_file.touch(mode=0o600)
-    password_file.write_text(password)
     labels = {"prosaas-tests": "registry"}
     client.networks.create(network, driver="bridge", labels=labels)
     try:
@@ -310,7 +308,7 @@ def start_registry(
         )
         container.start()
         port = published_port(container)
-        registry = Registry(name, network, port, user, password, password_file, ca, container)
+        registry = Registry(name, network, port, user, password, ca, container)
         cert, key = ca.issue(name, (registry.ip_address,))
         container.put_archive("/certs", certificate_archive(cert, key))
         write_htpasswd(container, user, password)
@@ -365,21 +363,33 @@ def engine_trusts(registry: Registry, certs_dir: Path = ENGINE_CERTS_DIR) -> Ite
                 made.rmdir()
 
 
+def release_utils() -> ModuleType:
+    """module_utils/prosaas_release.py, importable as Ansible ships it to the docker_release
+    module (its siblings as ansible.module_utils.*)."""
+    if str(MODULE_UTILS) not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(str(MODULE_UTILS))
+    return importlib.import_module("ansible.module_utils.prosaas_release")
+
+
 def push_images(registry: Registry, images: list[str]) -> dict[str, str]:
-    """Push IMAGES (IMAGE or IMAGE=REPO:TAG) with scripts/push-images.sh to the loopback
-    address: {REPO:TAG: digest}, also noted in registry.digests."""
-    env = {
-        **os.environ,
-        "PROSAAS_REGISTRY_USER": registry.user,
-        "PROSAAS_REGISTRY_PASSWORD_FILE": str(registry.password_file),
-    }
-    result = subprocess.run(
-        [str(PUSH_SCRIPT), registry.loopback, *images],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise RegistryError(f"push-images.sh failed ({result.returncode}): {result.stderr}")
-    pushed = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    """Push IMAGES of this machine's engine (DOCKER_HOST) to the loopback address, each under
+    its own REPO:TAG or, given as IMAGE=REPO:TAG, under that one (a rebuilt image pushed
+    under an existing tag), with the push of the docker_release module: {REPO:TAG: digest},
+    also noted in registry.digests."""
+    release = release_utils()
+    client = docker.from_env(timeout=300)
+    auth = {"username": registry.user, "password": registry.password}
+    pushed = {}
+    for image in images:
+        source, _, name = image.partition("=")
+        name = name or source
+        target = f"{registry.loopback}/{name}"
+        repository, tag = release.split_reference(target)
+        try:
+            client.images.get(source).tag(repository, tag)
+            pushed[name] = release.push_image(client, target, auth)
+        except (DockerException, release.ReleaseError) as exc:
+            raise RegistryError(f"push of {source} as {target} failed: {exc}") from exc
     registry.digests |= pushed
     return pushed
 

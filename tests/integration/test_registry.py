@@ -1,15 +1,14 @@
 """The session's private registry (tests/registry.py): HTTPS with a certificate of the session
-CA and htpasswd auth; the demo images pushed by scripts/push-images.sh and served at the
-digests it printed; a tag re-pushed with another image and put back. A test host on the
-registry's network trusts the CA through the prepare role's registry tasks (idempotent,
-check mode) and then reaches the registry by its name, over TLS checked against that CA."""
+CA and htpasswd auth; the demo images pushed (with the docker_release module's push) and
+served at the digests the pushes returned; a tag re-pushed with another image and put back.
+A test host on the registry's network trusts the CA through the prepare role's registry
+tasks (idempotent, check mode) and then reaches the registry by its name, over TLS checked
+against that CA."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,14 @@ import pytest
 
 from tests.conftest import ModuleRun, host_stats, registry_images, run_module, trust_registry
 from tests.pg_cluster import free_loopback_port
-from tests.registry import ENGINE_CERTS_DIR, PUSH_SCRIPT, Registry, engine_trusts, repushed
+from tests.registry import (
+    ENGINE_CERTS_DIR,
+    Registry,
+    RegistryError,
+    engine_trusts,
+    push_images,
+    repushed,
+)
 from tests.ssh_hosts import SessionKeys, SshHost, host_image, remove_host, start_host
 
 DEMO_REPOSITORIES = [  # every image a deploy pulls: the demo's and the proxy
@@ -93,35 +99,27 @@ def test_the_engine_here_trusts_the_ca_only_while_asked(registry: Registry, tmp_
     assert not certs_dir.exists()
 
 
-def test_the_push_script_keeps_no_login_behind(registry: Registry, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "PROSAAS_REGISTRY_USER": registry.user,
-        "PROSAAS_REGISTRY_PASSWORD_FILE": str(registry.password_file),
-    }
-    env.pop("DOCKER_CONFIG", None)
-    result = subprocess.run(
-        [str(PUSH_SCRIPT), registry.loopback, "prosaas-demo/redis:7"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+def test_a_push_keeps_no_login_behind(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    digest = registry.digests["prosaas-demo/redis:7"]
 
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == f"prosaas-demo/redis:7 {registry.digests['prosaas-demo/redis:7']}\n"
-    assert not (tmp_path / ".docker").exists()
+    assert push_images(registry, ["prosaas-demo/redis:7"]) == {"prosaas-demo/redis:7": digest}
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_the_push_script_wants_the_password_in_a_file(tmp_path: Path) -> None:
-    env = {**os.environ, "PROSAAS_REGISTRY_USER": "someone"}
-    env["PROSAAS_REGISTRY_PASSWORD_FILE"] = str(tmp_path / "missing")
-    result = subprocess.run(
-        [str(PUSH_SCRIPT), "registry.invalid:5000", "prosaas-demo/redis:7"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+def test_a_push_the_registry_refuses_says_why_without_the_password(registry: Registry) -> None:
+    wrong = dataclasses.replace(registry, password=f"not-{registry.password}", digests={})
+    with pytest.raises(RegistryError) as refused:
+        push_images(wrong, ["prosaas-demo/redis:7"])
 
-    assert result.returncode == 2
-    assert "PROSAAS_REGISTRY_PASSWORD_FILE must name a readable file" in result.stderr
-    assert result.stdout == ""
+    message = str(refused.value)
+    assert "the registry refused the credentials of prosaas-ci" in message
+    assert "\n" not in message
+    assert registry.password not in message
+    assert wrong.password not in message
 
 
 # --- A test host on the registry's network --------------------------------------------
