@@ -10,6 +10,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,27 @@ import yaml
 from tests.conftest import ROOT
 from tests.e2e.conftest import APP_SERVICES, Stack
 from tests.e2e.reliability import RECORD
+from tests.tls import DAY, Issued, ThrowawayCa
 
 
 def local_app_services() -> list[dict]:
     # Shared by every inventory: the local one does not override them.
     shared = ROOT / "inventories" / "common.yml"
     return yaml.safe_load(shared.read_text())["prosaas_app_services"]
+
+
+CA = ThrowawayCa.make()
+NOW = datetime.now(UTC)
+
+
+def tls_settings(issued: Issued, key_of: Issued | None = None) -> dict[str, Any]:
+    """The proxy's TLS settings with ISSUED's certificate and the key of KEY_OF (its own by
+    default), the HTTP redirect on."""
+    return {
+        "prosaas_proxy_tls_certificate": issued.certificate,
+        "vault_prosaas_proxy_tls_key": (key_of or issued).key,
+        "prosaas_proxy_http_redirect_port": 8082,
+    }
 
 
 def with_worker(change: Callable[[dict], None]) -> list[dict]:
@@ -84,6 +100,16 @@ CASES = [
         "image retention: keep the images of no release",
         lambda _: {"prosaas_image_retention": 0},
         ("prosaas_image_retention", "at least 1"),
+    ),
+    BadInput(
+        "TLS: a certificate that does not match its key",
+        lambda _: tls_settings(CA.issue("api.example.internal"), CA.issue("other")),
+        ("prosaas_proxy_tls_certificate", "does not match", "prosaas_proxy_tls_key"),
+    ),
+    BadInput(
+        "TLS: a certificate that expired",
+        lambda _: tls_settings(CA.issue(not_before=NOW - 30 * DAY, not_after=NOW - DAY)),
+        ("prosaas_proxy_tls_certificate", "expired on", "renew it"),
     ),
     BadInput(
         "a migrate image whose lint refused a pending migration",
