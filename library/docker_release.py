@@ -63,6 +63,17 @@ options:
         description: Copy squawk into the context as C(.build/squawk) before the build.
         type: bool
         default: false
+      versions:
+        description:
+          - A folder of migration files (C(NNNN_slug.sql)) that replace the context's C(versions/)
+            in the build, which then runs from a copy of the context; empty builds the context
+            as it is.
+        type: path
+        default: ""
+      versions_setting:
+        description: The inventory setting that names O(images[].versions), for messages.
+        type: str
+        default: ""
   registry:
     description: The registry every reference is under, and the user to log in as.
     type: dict
@@ -171,6 +182,7 @@ from ansible.module_utils.prosaas_release import (
     ReleaseError,
     ReleaseImage,
     Step,
+    build_context,
     build_image,
     find_squawk,
     input_problems,
@@ -238,13 +250,13 @@ class Releaser:
         wanted = [step for step in steps if step.action != KEEP]
         staged = False
         for step in wanted:
-            if step.image.stage_squawk and squawk is not None:
-                staged = stage_squawk(squawk, step.image.context) or staged
-        for step in wanted:
-            try:
-                build_image(client, step.image, self.buildargs)
-            except ReleaseError as exc:
-                self.fail(str(exc), build_log=exc.details)
+            with build_context(step.image) as context:
+                if step.image.stage_squawk and squawk is not None:
+                    staged = stage_squawk(squawk, context) or staged
+                try:
+                    build_image(client, step.image, context, self.buildargs)
+                except ReleaseError as exc:
+                    self.fail(str(exc), build_log=exc.details)
         for step in wanted:
             try:
                 step.digest = push_image(client, step.image.reference, self.auth)
@@ -303,6 +315,8 @@ def main() -> None:
                     "setting": {"type": "str", "default": ""},
                     "context_setting": {"type": "str", "default": ""},
                     "stage_squawk": {"type": "bool", "default": False},
+                    "versions": {"type": "path", "default": ""},
+                    "versions_setting": {"type": "str", "default": ""},
                 },
             },
             registry={

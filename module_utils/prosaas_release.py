@@ -9,12 +9,15 @@ line, environment or log carries the password.
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import re
 import shutil
 import sys
+import tempfile
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,8 @@ class ReleaseImage:
     setting: str = ""
     context_setting: str = ""
     stage_squawk: bool = False
+    versions: str = ""  # a folder whose files replace the context's versions/ in the build
+    versions_setting: str = ""
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ReleaseImage:
@@ -93,6 +98,8 @@ class ReleaseImage:
             setting=params.get("setting") or "",
             context_setting=params.get("context_setting") or "",
             stage_squawk=bool(params.get("stage_squawk")),
+            versions=params.get("versions") or "",
+            versions_setting=params.get("versions_setting") or "",
         )
 
     @property
@@ -132,6 +139,20 @@ def context_problem(image: ReleaseImage) -> str | None:
     return f"build context {image.context} of {image.reference} {reason}: {fix}"
 
 
+def versions_problem(image: ReleaseImage) -> str | None:
+    """Why IMAGE's migrations folder cannot be built from, if it is named and cannot."""
+    if not image.versions:
+        return None
+    folder = Path(image.versions)
+    if folder.is_dir() and os.access(folder, os.R_OK | os.X_OK):
+        return None
+    fix = f"fix {image.versions_setting}" if image.versions_setting else "fix the path"
+    return (
+        f"migrations folder {image.versions} of {image.reference} is not a readable directory:"
+        f" {fix}"
+    )
+
+
 def image_problems(image: ReleaseImage, registry: str) -> list[str]:
     """What is wrong with one image of the release, one clause each."""
     problems = []
@@ -145,9 +166,7 @@ def image_problems(image: ReleaseImage, registry: str) -> list[str]:
         problems.append(
             f"{image.named} is not named under the registry {registry}: name it {registry}/..."
         )
-    context = context_problem(image)
-    if context:
-        problems.append(context)
+    problems += [found for found in (context_problem(image), versions_problem(image)) if found]
     return problems
 
 
@@ -281,14 +300,28 @@ def engine_text(exc: BaseException) -> str:
     return str(getattr(exc, "explanation", "") or one_line(exc))
 
 
-def build_image(client: Any, image: ReleaseImage, buildargs: dict[str, str]) -> None:
-    """Build IMAGE from its context under its reference, with the classic builder (the
-    engine API's default: no buildx needed) and the engine's layer cache."""
+@contextlib.contextmanager
+def build_context(image: ReleaseImage) -> Iterator[str]:
+    """The folder IMAGE is built from: its context, or, with a migrations folder, a copy of
+    the context whose versions/ holds that folder's files instead (removed after the build)."""
+    if not image.versions:
+        yield image.context
+        return
+    with tempfile.TemporaryDirectory(prefix="prosaas-release-") as folder:
+        context = Path(folder) / "context"
+        shutil.copytree(image.context, context, ignore=shutil.ignore_patterns("versions"))
+        shutil.copytree(image.versions, context / "versions")
+        yield str(context)
+
+
+def build_image(client: Any, image: ReleaseImage, context: str, buildargs: dict[str, str]) -> None:
+    """Build IMAGE from CONTEXT under its reference, with the classic builder (the engine
+    API's default: no buildx needed) and the engine's layer cache."""
     log = BuildLog()
-    failed = f"build of {image.reference} from {image.context} failed"
+    failed = f"build of {image.reference} from {image.versions or image.context} failed"
     try:
         stream = client.api.build(
-            path=image.context,
+            path=context,
             tag=image.reference,
             buildargs=buildargs,
             rm=True,

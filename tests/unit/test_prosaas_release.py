@@ -177,3 +177,39 @@ def test_a_push_stream_gives_its_digest_or_its_error() -> None:
     refused = release.PushProgress()
     refused.read({"error": "unauthorized: authentication required"})
     assert (refused.digest, refused.error) == ("", "unauthorized: authentication required")
+
+
+def test_a_migrations_folder_replaces_the_contexts_versions_in_a_copy(tmp_path: Path) -> None:
+    context, versions = tmp_path / "migrations", tmp_path / "app-migrations"
+    (context / "versions").mkdir(parents=True)
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    (context / "versions" / "0001_checkout.sql").write_text("SELECT 1;\n")
+    versions.mkdir()
+    (versions / "0001_app.sql").write_text("SELECT 2;\n")
+    image = release.ReleaseImage("r.example/m:v1", str(context), versions=str(versions))
+
+    with release.build_context(image) as built:
+        assert Path(built) != context
+        assert (Path(built) / "Dockerfile").is_file()
+        assert sorted(p.name for p in (Path(built) / "versions").iterdir()) == ["0001_app.sql"]
+    assert not Path(built).exists()
+    assert (context / "versions" / "0001_checkout.sql").is_file()
+
+
+def test_without_a_migrations_folder_the_context_is_built_as_it_is(tmp_path: Path) -> None:
+    image = release.ReleaseImage("r.example/m:v1", str(tmp_path))
+    with release.build_context(image) as built:
+        assert built == str(tmp_path)
+
+
+def test_a_migrations_folder_that_is_not_there_names_its_setting(tmp_path: Path) -> None:
+    image = release.ReleaseImage(
+        "r.example/m:v1",
+        str(tmp_path),
+        versions=str(tmp_path / "missing"),
+        versions_setting="prosaas_release_migrations_dir",
+    )
+    assert release.versions_problem(image) == (
+        f"migrations folder {tmp_path / 'missing'} of r.example/m:v1 is not a readable"
+        " directory: fix prosaas_release_migrations_dir"
+    )
