@@ -23,8 +23,8 @@ Convention for quoted output (RUNBOOK.md follows it): output is quoted in backti
 entry's **Symptom** or **What you should see** (the bullet, or a paragraph that starts
 "What you should see:"), where every span with a space in it is output unless it is a
 command or code (``is_command_or_code``); and anywhere else right after "prints", "says",
-"shows", "logs" or "ends with". In a quote ``...`` or ``…`` leaves text out and ``<name>``
-stands for a value.
+"shows", "logs" or "ends with" (and the spans listed after such a one: "`a`, or `b`"). In
+a quote ``...`` or ``…`` leaves text out and ``<name>`` stands for a value.
 
 Matching: the code's strings become templates, each placeholder (``{...}`` of an f-string
 or a format string, ``{{ ... }}`` of Jinja, ``$var`` of the shell) a hole that takes any
@@ -79,7 +79,8 @@ ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d+\.)\s|^#")
 FIELD = re.compile(r"^\s*- \*\*(?P<field>[^*]+)\*\*")
 SEE_PARAGRAPH = re.compile(r"^What you should see:")
 OUTPUT_FIELDS = ("Symptom", "What you should see")
-OUTPUT_VERB = re.compile(r"\b(?:prints|says|shows|logs|ends with)\s*:?\s*$")
+OUTPUT_VERB = re.compile(r"\b(?:prints|says|shows|logs|ends with)(?: it)?\s*:?\s*$")
+OUTPUT_LIST = re.compile(r"`\s*(?:,|,? or|,? and)\s*$")  # `one output`, or `the next`
 
 Lines = list[tuple[int, str]]  # (line number, text)
 
@@ -424,15 +425,18 @@ def is_command_or_code(text: str) -> bool:
 
 
 def quoted_output(found: Iterable[Snippet]) -> list[Snippet]:
-    """The spans that quote output, by the convention in this module's docstring."""
-    return [
-        snippet
-        for snippet in found
-        if snippet.inline
-        and " " in snippet.text
-        and not is_command_or_code(snippet.text)
-        and (snippet.field in OUTPUT_FIELDS or OUTPUT_VERB.search(snippet.before))
-    ]
+    """The spans that quote output, by the convention in this module's docstring: in an
+    output field, after an output verb, or listed (", or") right after such a span."""
+    quotes: list[Snippet] = []
+    previous: Snippet | None = None
+    for snippet in found:
+        listed = previous in quotes[-1:] and bool(OUTPUT_LIST.search(snippet.before))
+        previous = snippet
+        if not snippet.inline or " " not in snippet.text or is_command_or_code(snippet.text):
+            continue
+        if snippet.field in OUTPUT_FIELDS or OUTPUT_VERB.search(snippet.before) or listed:
+            quotes.append(snippet)
+    return quotes
 
 
 # Output the RUNBOOK quotes that the project's code does not print: Ansible's own lines,
