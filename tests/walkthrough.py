@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARK = "@@walk"
+MARK_PATTERN = re.compile(rf"{MARK} (start|end) (\d+) ([0-9.]+)")
 
 
 def section(text: str, title: str) -> str:
@@ -95,13 +96,12 @@ class Timing:
 
 
 def command_timings(output: str) -> list[Timing]:
-    """How long each step of a walk_script run took, from the marks in its OUTPUT."""
+    """How long each step of a walk_script run took, from the marks in its OUTPUT (a mark may
+    follow a step's output on the same line: curl prints no newline after a JSON body)."""
     starts: dict[int, float] = {}
     ends: dict[int, float] = {}
-    for line in output.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[0] == MARK:
-            (starts if parts[1] == "start" else ends)[int(parts[2])] = float(parts[3])
+    for kind, index, at in MARK_PATTERN.findall(output):
+        (starts if kind == "start" else ends)[int(index)] = float(at)
     return [
         Timing(index, ends[index] - start if index in ends else None)
         for index, start in sorted(starts.items())

@@ -57,7 +57,7 @@ def test_substitutions_replace_the_longest_names_first() -> None:
 
 def test_each_step_is_timed_and_the_failed_one_has_no_end() -> None:
     script = walk_script(["true", "false"], "/srv/checkout")
-    output = "@@walk start 0 10.0\n@@walk end 0 12.5\n@@walk start 1 12.5\n"
+    output = 'a\n@@walk start 0 10.0\n{"status": "ok"}@@walk end 0 12.5\n@@walk start 1 12.5\n'
     timings = command_timings(output)
     assert "set -euo pipefail" in script and script.count("@@walk") == 4
     assert [(t.index, t.seconds) for t in timings] == [(0, 2.5), (1, None)]
