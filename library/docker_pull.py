@@ -25,22 +25,6 @@ options:
     type: list
     elements: str
     required: true
-  registry:
-    description:
-      - The registry and the user to log in as; empty to pull anonymously.
-    type: dict
-    default: {}
-    suboptions:
-      host:
-        description: Registry host and port, as in the image references.
-        type: str
-      user:
-        description: User to log in as.
-        type: str
-  registry_password:
-    description: Password of O(registry.user). Never logged.
-    type: str
-    default: ""
   only_missing:
     description:
       - Pull only the images the engine does not have yet, so a release whose images are
@@ -49,6 +33,7 @@ options:
     default: false
 extends_documentation_fragment:
   - prosaas_docker
+  - prosaas_registry
 attributes:
   check_mode:
     support: full
@@ -109,6 +94,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.prosaas_docker import (
     ENGINE_CONNECTION_ERRORS,
+    REGISTRY_ARGS,
     DockerException,
     docker_argument_spec,
     docker_client,
@@ -230,12 +216,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=docker_argument_spec(
             images={"type": "list", "elements": "str", "required": True},
-            registry={
-                "type": "dict",
-                "default": {},
-                "options": {"host": {"type": "str"}, "user": {"type": "str"}},
-            },
-            registry_password={"type": "str", "default": "", "no_log": True},
+            **REGISTRY_ARGS,
             only_missing={"type": "bool", "default": False},
         ),
         supports_check_mode=True,

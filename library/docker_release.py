@@ -74,21 +74,6 @@ options:
         description: The inventory setting that names O(images[].versions), for messages.
         type: str
         default: ""
-  registry:
-    description: The registry every reference is under, and the user to log in as.
-    type: dict
-    default: {}
-    suboptions:
-      host:
-        description: Registry host and port, as in the image references.
-        type: str
-      user:
-        description: User to log in as.
-        type: str
-  registry_password:
-    description: Password of O(registry.user). Never logged.
-    type: str
-    default: ""
   base_image:
     description: The C(BASE_IMAGE) build argument every build gets.
     type: str
@@ -104,6 +89,7 @@ options:
     default: false
 extends_documentation_fragment:
   - prosaas_docker
+  - prosaas_registry
 attributes:
   check_mode:
     support: full
@@ -175,7 +161,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_docker import docker_argument_spec, docker_client
+from ansible.module_utils.prosaas_docker import (
+    REGISTRY_ARGS,
+    docker_argument_spec,
+    docker_client,
+)
 from ansible.module_utils.prosaas_release import (
     KEEP,
     MOVE_SETTING,
@@ -319,12 +309,7 @@ def main() -> None:
                     "versions_setting": {"type": "str", "default": ""},
                 },
             },
-            registry={
-                "type": "dict",
-                "default": {},
-                "options": {"host": {"type": "str"}, "user": {"type": "str"}},
-            },
-            registry_password={"type": "str", "default": "", "no_log": True},
+            **REGISTRY_ARGS,
             base_image={"type": "str", "required": True},
             build_args={"type": "dict", "default": {}},
             move_tags={"type": "bool", "default": False},

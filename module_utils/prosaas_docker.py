@@ -37,6 +37,17 @@ DOCKER_COMMON_ARGS: dict[str, dict[str, Any]] = {
 }
 
 
+# The registry a module logs in to (doc fragment prosaas_registry); the password is no_log.
+REGISTRY_ARGS: dict[str, dict[str, Any]] = {
+    "registry": {
+        "type": "dict",
+        "default": {},
+        "options": {"host": {"type": "str"}, "user": {"type": "str"}},
+    },
+    "registry_password": {"type": "str", "default": "", "no_log": True},
+}
+
+
 def docker_argument_spec(**module_args: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Return the module's own arguments merged with the common Docker ones."""
     return {**DOCKER_COMMON_ARGS, **module_args}
