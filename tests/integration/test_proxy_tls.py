@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
-import socket
 import ssl
 import time
 import uuid
@@ -26,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import ROOT, run_module
+from tests.pg_cluster import free_loopback_port
 from tests.tls import Issued, ThrowawayCa
 
 spec = importlib.util.spec_from_file_location("proxy_filters", ROOT / "plugins/filter/proxy.py")
@@ -53,13 +53,6 @@ class Handler(BaseHTTPRequestHandler):
 
 ThreadingHTTPServer(("", 8000), Handler).serve_forever()
 """
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -153,7 +146,7 @@ def stack(
     network = docker_engine.networks.create(f"{prefix}net")
     ca = ThrowawayCa.make()
     stack = TlsStack(
-        docker_engine, prefix, network.name, ca, free_port(), free_port(),
+        docker_engine, prefix, network.name, ca, free_loopback_port(), free_loopback_port(),
         f"{prefix}app", ca.issue(),
     )  # fmt: skip
     try:
