@@ -140,6 +140,8 @@ options:
     description:
       - Merged into the record on O(action=finish) - timings, downtime, migrations, verify,
         rolled_back_to, and so on. They never override the id, status, reason or times.
+      - A C(report) among them (the deploy's report in compact form) is cut to add at most
+        8192 bytes to C(releases.json), and written in the same update as the outcome.
     type: dict
     default: {}
   keep:

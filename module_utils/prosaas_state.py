@@ -382,11 +382,15 @@ def finish(
     """(new history, record before, record after) with the outcome of RELEASE_ID set.
 
     DETAILS are merged into the record; they never override its id, status, reason or times.
+    A report among them (release_report) is cut to REPORT_LIMIT bytes (bounded_report), so
+    it is written in the same update as the outcome and the history stays small.
     When the record already says the same, the record after is the record before.
     """
     index = recorded_release(releases, release_id, "finish only a release that was begun")
     before = releases[index]
     extra = {key: value for key, value in (details or {}).items() if key not in CORE_KEYS}
+    if isinstance(extra.get("report"), dict):
+        extra["report"] = bounded_report(extra["report"])
     after = {**before, **extra, "status": outcome, "reason": reason or ""}
     already = before.get("finished_at")
     if already and {**after, "finished_at": already} == before:
@@ -450,6 +454,116 @@ def add_job(
     index = recorded_release(releases, release_id, "a job is noted on a recorded release")
     after = {**releases[index], "jobs": [*releases[index].get("jobs", []), job]}
     return [*releases[:index], after, *releases[index + 1 :]], after
+
+
+# --- The deploy's report, kept in its record ----------------------------------------------
+
+# Bytes a record's report may add to releases.json, as the history writes it (indented):
+# with the 50 records kept, the reports add at most 400 KiB to the history, however many
+# hosts a deploy has.
+REPORT_LIMIT = 8192
+# Characters any one text of a kept report may take (a failure line, a migrator error).
+REPORT_TEXT_LIMIT = 500
+# What a report that cannot fit keeps.
+REPORT_ESSENTIALS = ("outcome", "strategy", "downtime_s", "failed_phase", "failure")
+# What the migrate run keeps when its summary does not fit.
+MIGRATE_ESSENTIALS = ("host", "exit_code", "duration")
+
+
+def release_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the release history keeps of a deploy's reports (one per host, as
+    playbooks/templates/report.json.j2 renders them): the outcome, the strategy, the longest
+    downtime, the failed phase and its line, the migrate run (exit code, seconds and the
+    migrator's JSON summary, not its log), the verify counts, and per host its phases,
+    downtime and rollback.
+
+    Left out, as the file reports keep them: the plan, lock holders, the migrate log and
+    the images (the record has the release's images). The record phase is still running
+    when the record is written, so it is not among the phases.
+    """
+    first = reports[0] if reports else {}
+    downtimes = [r["downtime_s"] for r in reports if isinstance(r.get("downtime_s"), int | float)]
+    kept: dict[str, Any] = {
+        "outcome": first.get("outcome"),
+        "strategy": first.get("strategy"),
+        "downtime_s": max(downtimes) if downtimes else None,
+        "hosts": {str(r.get("inventory_host") or "?"): host_report(r) for r in reports},
+    }
+    if first.get("failed_phase"):
+        kept.update(failed_phase=first["failed_phase"], failure=first.get("reason"))
+    migrated = next((r for r in reports if r.get("migrate")), None)
+    if migrated:
+        run = migrated["migrate"]
+        kept["migrate"] = {
+            "host": migrated.get("inventory_host"),
+            "exit_code": run.get("exit_code"),
+            "duration": run.get("duration"),
+            "summary": run.get("summary") or {},
+        }
+    verified = next((r["verify"] for r in reports if r.get("verify")), None)
+    if verified:
+        kept["verify"] = {
+            "present": len(verified.get("present") or []),
+            "missing": verified.get("missing") or [],
+            "mismatched": verified.get("mismatched") or [],
+        }
+    return kept
+
+
+def host_report(report: dict[str, Any]) -> dict[str, Any]:
+    """One host's part of a kept report: its phases (but record), downtime and rollback."""
+    phases = {name: took for name, took in (report.get("phases") or {}).items() if name != "record"}
+    kept: dict[str, Any] = {"phases": phases, "downtime_s": report.get("downtime_s")}
+    if report.get("rollback"):
+        kept["rollback"] = report["rollback"]
+    return kept
+
+
+def stored_size(report: Any) -> int:
+    """Bytes REPORT adds to releases.json: to a record, as dump_history writes it."""
+    with_report = dump_history([{"report": report}])
+    return len(with_report.encode()) - len(dump_history([{}]).encode())
+
+
+def shortened(value: Any, limit: int = REPORT_TEXT_LIMIT) -> Any:
+    """VALUE with every text longer than LIMIT characters cut to it, ending with '...'."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 3] + "..."
+    if isinstance(value, dict):
+        return {key: shortened(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shortened(item, limit) for item in value]
+    return value
+
+
+def with_fewer_hosts(report: dict[str, Any], limit: int) -> dict[str, Any]:
+    """REPORT keeping, in order, the hosts that fit LIMIT; the others only counted."""
+    hosts = report.get("hosts") or {}
+    kept: dict[str, Any] = {}
+    for name, part in hosts.items():
+        trial = {**report, "hosts": {**kept, name: part}, "hosts_left_out": len(hosts)}
+        if stored_size(trial) > limit:
+            break
+        kept[name] = part
+    return {**report, "hosts": kept, "hosts_left_out": len(hosts) - len(kept)}
+
+
+def bounded_report(report: dict[str, Any], limit: int = REPORT_LIMIT) -> dict[str, Any]:
+    """REPORT cut to add at most LIMIT bytes to the history, a step at a time until it fits:
+    long texts shortened; then the hosts that do not fit left out (counted in hosts_left_out);
+    then the migrator's summary; then all but REPORT_ESSENTIALS (marked cut)."""
+    report = shortened(report)
+    if stored_size(report) <= limit:
+        return report
+    report = with_fewer_hosts(report, limit)
+    if stored_size(report) <= limit:
+        return report
+    if report.get("migrate"):
+        migrate = report["migrate"]
+        report = {**report, "migrate": {key: migrate.get(key) for key in MIGRATE_ESSENTIALS}}
+        if stored_size(report) <= limit:
+            return report
+    return {**{key: report.get(key) for key in REPORT_ESSENTIALS}, "cut": True}
 
 
 # --- Files ------------------------------------------------------------------------------

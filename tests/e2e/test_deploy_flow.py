@@ -58,6 +58,14 @@ def assert_rolled_back(stack: Stack, run: DeployRun, phase: str, v1: dict) -> di
     report = stack.reports()[failed[0]["id"]]
     assert report["outcome"] == "failed", report
     assert report["rolled_back_to"] == v1["id"], report
+    # The rescue wrote the report into the record in the same update as the failure.
+    kept = failed[0]["report"]
+    assert (kept["outcome"], kept["failed_phase"], kept["failure"]) == (
+        "failed",
+        phase,
+        report["reason"],
+    ), kept
+    assert kept["hosts"]["localhost"]["rollback"] == report["rollback"], kept
     return failed[0]
 
 
@@ -165,6 +173,10 @@ def test_1_fresh_deploy_of_v1_then_v2_applies_109_and_records_both(upgraded: Upg
     assert report_v2["verify"]["mismatched"] == []
     assert report_v2["images_after"]["prosaas-api"] == "prosaas-demo/app:v2", report_v2
     assert report_v2["images_before"]["prosaas-api"] == "prosaas-demo/app:v1", report_v2
+    kept = history[1]["report"]  # the record keeps the report, without the migrate log
+    assert (kept["outcome"], kept["downtime_s"]) == ("succeeded", report_v2["downtime_s"]), kept
+    assert kept["migrate"]["summary"]["applied"] == [109], kept
+    assert "log" not in kept["migrate"], kept
     assert MIGRATION_109_DONE in v2.output  # the migrate log is shown in the play output
     assert v1.rc == 0
 

@@ -1,0 +1,101 @@
+"""Filters for the deploy's report kept in the release history: what the record keeps, and the
+lines status.yml prints from it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+# What the record keeps is decided once, in module_utils (deploy_state bounds it when it
+# writes); filters run on the controller, where Ansible does not put module_utils on the path.
+MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
+if str(MODULE_UTILS_DIR) not in sys.path:
+    sys.path.append(str(MODULE_UTILS_DIR))
+from prosaas_state import release_report  # noqa: E402 - needs the path set up just above
+
+# The deploy's phases in the order they run (playbooks/deploy.yml): the history stores a
+# record's keys sorted, so the order is not in the record.
+PHASE_ORDER = ("validate", "preflight", "stop", "infra", "migrate", "verify", "start", "record")
+
+
+def in_run_order(phases: dict[str, Any]) -> list[tuple[str, Any]]:
+    """PHASES (name -> seconds) in the order the deploy runs them; unknown names last."""
+    rank = {name: index for index, name in enumerate(PHASE_ORDER)}
+    return sorted(phases.items(), key=lambda item: rank.get(item[0], len(PHASE_ORDER)))
+
+
+def _seconds(value: Any) -> str:
+    return f"{float(value):.1f} s" if isinstance(value, int | float) else "n/a"
+
+
+def _versions(values: list[Any]) -> str:
+    return ", ".join(f"{int(value):04d}" for value in values) or "none"
+
+
+def last_reported(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest record of the history that keeps a deploy's report; None when none does."""
+    return next(
+        (record for record in reversed(releases or []) if isinstance(record.get("report"), dict)),
+        None,
+    )
+
+
+def migrate_line(migrate: dict[str, Any]) -> str:
+    summary = migrate.get("summary") or {}
+    line = (
+        f"  migrate on {migrate.get('host') or '?'}: exit {migrate.get('exit_code')}, "
+        f"{_seconds(migrate.get('duration'))}, applied {_versions(summary.get('applied') or [])}"
+    )
+    return line + (f"; error: {summary['error']}" if summary.get("error") else "")
+
+
+def host_lines(report: dict[str, Any]) -> list[str]:
+    """Each host's phases, and its rollback when there was one."""
+    lines = []
+    for host, part in (report.get("hosts") or {}).items():
+        phases = in_run_order(part.get("phases") or {})
+        timings = ", ".join(f"{name} {_seconds(took)}" for name, took in phases)
+        lines.append(f"  phases on {host}: {timings or 'none'}")
+        if part.get("rollback"):
+            lines.append(f"  rollback on {host}: {part['rollback']}")
+    if report.get("hosts_left_out"):
+        lines.append(f"  phases of {report['hosts_left_out']} more host(s) not kept (size bound)")
+    return lines
+
+
+def last_report_lines(releases: list[dict[str, Any]]) -> list[str]:
+    """status.yml's block on the newest deploy the release history keeps a report of: its
+    outcome, strategy and downtime, the failure, each host's phases, migrate and verify."""
+    record = last_reported(releases)
+    if record is None:
+        return ["last deploy: no report in the release history"]
+    report = record["report"]
+    lines = [
+        f"last deploy: {record['id']} ({record.get('version') or '?'}) "
+        f"{report.get('outcome') or record.get('status')} at {record.get('finished_at') or '?'}, "
+        f"strategy {report.get('strategy') or '?'}, downtime {_seconds(report.get('downtime_s'))}"
+    ]
+    if report.get("failure"):
+        lines.append(f"  failure: {report['failure']}")
+    lines += host_lines(report)
+    if report.get("migrate"):
+        lines.append(migrate_line(report["migrate"]))
+    verify = report.get("verify")
+    if verify:
+        lines.append(
+            f"  verify: {verify.get('present')} column(s) present, "
+            f"{len(verify.get('missing') or [])} missing, "
+            f"{len(verify.get('mismatched') or [])} mismatched"
+        )
+    if report.get("cut"):
+        lines.append("  (the rest of the report was over the size bound and not kept)")
+    return lines
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "release_report": release_report,
+            "last_report_lines": last_report_lines,
+        }
