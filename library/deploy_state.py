@@ -24,7 +24,7 @@ description:
     runs on is also stale as soon as its pid no longer runs an Ansible process.
   - Every failure is one line naming what to do, for example the RUNBOOK.md section.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   action:
     description:

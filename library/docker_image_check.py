@@ -11,7 +11,7 @@ description:
   - Read-only preflight check. Connects to the engine and looks up every image by reference.
   - Fails with one line naming the missing images, so nothing is stopped before they exist.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   images:
     description: Image references that must exist on the engine.

@@ -20,7 +20,7 @@ description:
   - A removal the engine refuses fails the module with one line naming the reference and
     what the engine said; what was removed before is in RV(removed).
 version_added: "0.3.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   keep:
     description:
@@ -45,6 +45,7 @@ attributes:
     description: Reports in RV(removed) and RV(actions) what would be removed; removes nothing.
   diff_mode:
     support: none
+    description: RV(removed) and RV(actions) say what it removed; there is no before and after.
 seealso:
   - module: docker_pull
 """

@@ -23,7 +23,7 @@ description:
   - The container is removed afterwards, on success and on failure, unless
     O(keep_container=true).
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   name:
     description:

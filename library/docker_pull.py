@@ -18,7 +18,7 @@ description:
     names the image and what to do. The password never appears in a result or a message.
   - In check mode nothing is pulled; the registry is asked for each image's digest.
 version_added: "0.2.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   images:
     description: Image references to pull (C(repository:tag) or C(repository@sha256:...)).
@@ -40,6 +40,7 @@ attributes:
     description: Pulls nothing; returns the digest the registry has for each image.
   diff_mode:
     support: none
+    description: RV(pulls) and RV(digests) say what it pulled; there is no before and after.
 """
 
 EXAMPLES = r"""
@@ -178,7 +179,7 @@ class Puller:
     def look_up(self, reference: str) -> None:
         """Check mode: the digest the registry has for REFERENCE, nothing pulled; noted in
         would_pull when the engine lacks it."""
-        repository, _ = split_reference(reference)
+        repository = split_reference(reference)[0]
         with self.failing_on_engine_errors(reference):
             data = self.client.images.get_registry_data(reference, auth_config=self.auth)
         pinned = f"{repository}@{data.id}"

@@ -28,7 +28,7 @@ description:
   - In check mode nothing is built, staged or pushed; the registry is still asked, so a
     refusal shows.
 version_added: "0.3.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   images:
     description: The release's images, built and pushed in this order.
@@ -97,6 +97,7 @@ attributes:
       run would build and push, or refuses as a run would.
   diff_mode:
     support: none
+    description: RV(images) says what it built and pushed; there is no before and after.
 """
 
 EXAMPLES = r"""

@@ -31,7 +31,7 @@ description:
   - In check mode nothing is created or started, and the result says what would have been
     done, which makes the module a comparison of what runs with what is wanted.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   services:
     description: The services, started in this order.

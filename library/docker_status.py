@@ -13,7 +13,7 @@ description:
   - A container that does not exist is reported with RV(containers[].status=absent); that is
     not a failure. The module fails only when the engine does not answer.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   names:
     description: Container names to look up, in the order to report them.
@@ -79,6 +79,43 @@ containers:
       exit_code: null
       started_at: ""
       log: []
+  contains:
+    name:
+      description: The name looked up.
+      type: str
+    id:
+      description: The container's short id; empty when it does not exist.
+      type: str
+    image:
+      description: The image the container was created from; empty when it does not exist.
+      type: str
+    service:
+      description: Its C(prosaas.service) label; empty without one.
+      type: str
+    release:
+      description: Its C(prosaas.release) label; empty without one.
+      type: str
+    version:
+      description: Its C(prosaas.version) label; empty without one.
+      type: str
+    status:
+      description: The engine's status of the container, or C(absent) when there is none.
+      type: str
+      sample: running
+    health:
+      description: The health check's status, C(none) without a health check.
+      type: str
+      sample: healthy
+    exit_code:
+      description: Its last exit code; null when it does not exist.
+      type: int
+    started_at:
+      description: When it last started, as the engine says; empty when it does not exist.
+      type: str
+    log:
+      description: Its last O(log_lines) log lines; empty with O(log_lines=0).
+      type: list
+      elements: str
 running:
   description: Names of the containers whose status is C(running) (or C(restarting)).
   returned: always

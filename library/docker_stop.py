@@ -18,7 +18,7 @@ description:
     connection.
   - With O(remove), the containers are removed once stopped.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   names:
     description: Container names.

@@ -14,7 +14,7 @@ description:
     ready, naming it and carrying its last health check output.
   - A container without a health check counts as healthy once it runs.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   names:
     description: Container names.

@@ -13,7 +13,7 @@ description:
     sees before the deploy what the migration would wait for.
   - Never fails because of what it finds; it reports.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   tables:
     description: Tables (in the connection's search path) to look at.

@@ -14,8 +14,8 @@ description:
     normalised by the server (C(to_regtype), then C(format_type) without modifier), so
     V(timestamp) and V(timestamp without time zone), V(int4) and V(integer), V(varchar) and
     V(character varying) are the same type.
-  - When the expected type carries a modifier, for example V(varchar\(20\)) or
-    V(numeric\(10,2\)), the column's full type (C(format_type) of C(atttypid) with
+  - When the expected type carries a modifier, for example V(varchar(20\)) or
+    V(numeric(10,2\)), the column's full type (C(format_type) of C(atttypid) with
     C(atttypmod)) must match it too; without one, any modifier of the column is accepted.
   - Fails with one line naming every missing or mismatched column. A missing table counts
     as all of its columns missing. An expected type the server does not know is reported as
@@ -24,7 +24,7 @@ description:
     takes them from the migrate image's C(plan) (the C(declared_columns) filter), never from
     the control node's checkout.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   columns:
     description:
@@ -48,7 +48,7 @@ notes:
   - The module runs where psycopg is installed; the DSN may name a remote server.
   - On PostgreSQL 17 and later the expected modifier is normalised by the server
     (C(to_regtypemod)); before 17 it is compared as written, spaces removed, so write it as
-    the server shows it (V(numeric\(10,2\)), not V(numeric\(10\))).
+    the server shows it (V(numeric(10,2\)), not V(numeric(10\))).
 """
 
 EXAMPLES = r"""

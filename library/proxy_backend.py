@@ -27,7 +27,7 @@ description:
     a warning.
   - Running it again with the same options changes nothing.
 version_added: "0.1.0"
-author: prosaas-deploy
+author: prosaas-deploy (!UNKNOWN)
 options:
   container:
     description: Name of the proxy's container.

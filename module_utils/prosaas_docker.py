@@ -25,6 +25,9 @@ try:
     )
     DOCKER_IMPORT_ERROR = None
 except ImportError:
+    # Stand-ins for the SDK's errors, so that a module importing them still loads without the
+    # SDK and fails with require_docker_sdk's one line instead of an ImportError traceback.
+    DockerException = ImageNotFound = NotFound = Exception
     ENGINE_CONNECTION_ERRORS = (OSError,)
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 

@@ -61,7 +61,7 @@ def split_reference(reference: str) -> tuple[str, str]:
 
 def digest_reference(reference: str, repo_digests: list[str]) -> str | None:
     """The `repository@sha256:...` of REFERENCE among an image's RepoDigests, if any."""
-    repository, _ = split_reference(reference)
+    repository = split_reference(reference)[0]
     for candidate in repo_digests:
         if candidate.split("@", 1)[0] == repository:
             return candidate

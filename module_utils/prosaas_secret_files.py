@@ -76,7 +76,7 @@ def _group_id(group: str, groups: str) -> int:
 def user_ids(user: str, passwd: str, groups: str) -> tuple[int, int]:
     """The uid and gid the engine runs a container as when its user is USER (name or uid,
     optionally :group), given its /etc/passwd and /etc/group; root when USER is empty."""
-    name, _, group = (user or "0").partition(":")
+    name, _colon, group = (user or "0").partition(":")
     entry = _passwd_entry(name, passwd)
     if entry is None and not name.isdigit():
         raise ValueError(f"user {name!r} is not in the container's /etc/passwd")
@@ -89,7 +89,7 @@ def user_ids(user: str, passwd: str, groups: str) -> tuple[int, int]:
 def read_file(container: Any, path: str) -> str | None:
     """The content of PATH in CONTAINER (running or not), or None when there is none."""
     try:
-        stream, _ = container.get_archive(path)
+        stream, _stat = container.get_archive(path)
     except NotFound:
         return None
     return tar_file_content(b"".join(stream))

@@ -351,7 +351,7 @@ def begin(
     require_new_id(releases, release["id"])
     record = release_record(release, now)
     if record["previous"] is None:
-        current, _ = current_and_previous(releases)
+        current = current_and_previous(releases)[0]
         record["previous"] = current["id"] if current else None
     return trim([*releases, record], keep), record
 
@@ -426,7 +426,7 @@ def roll_back(
             f"release {target_id} is {target.get('status') or 'unfinished'}: "
             "a failed or unfinished release is never a rollback target"
         )
-    current, _ = current_and_previous(releases)
+    current = current_and_previous(releases)[0]
     if current is not None and runs_the_same(current, target):
         return releases, current, False
     require_new_id(releases, release["id"])

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
+from ansible.module_utils.urls import open_url
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -25,6 +25,7 @@ description:
     message, only its host.
   - A webhook that fails or does not answer within O(timeout) gives a warning and
     C(sent=false); the task itself never fails. In check mode nothing is sent.
+author: prosaas-deploy (!UNKNOWN)
 options:
   url:
     description: Webhook URL (http or https).
@@ -52,6 +53,42 @@ options:
     description: Seconds to wait for the webhook.
     type: float
     default: 5
+attributes:
+  check_mode:
+    support: full
+    description: Sends nothing; returns the text it would send.
+  diff_mode:
+    support: none
+    description: Changes nothing on any host, so there is nothing to show.
+"""
+
+EXAMPLES = r"""
+- name: Post the deploy event to the webhook
+  notify_webhook:
+    url: "{{ prosaas_notify_webhook_url }}"
+    event: failure
+    release: "{{ release_id }}"
+    version: v2
+    duration: 41.3
+    reason: "migrate: exited with code 1"
+"""
+
+RETURN = r"""
+sent:
+  description: Whether the webhook took the post.
+  returned: always
+  type: bool
+  sample: true
+text:
+  description: The one line the chat shows.
+  returned: when the arguments are valid
+  type: str
+  sample: "prosaas deploy of release 20261124T120000Z-v2 (v2) started"
+msg:
+  description: V(sent), or why it was not sent (naming the webhook's host, never its URL).
+  returned: when it posted, or the arguments are invalid
+  type: str
+  sample: hooks.example.com answered HTTP 500
 """
 
 EVENTS = ("start", "success", "failure", "rollback")
@@ -82,14 +119,14 @@ def payload(args: dict[str, Any]) -> dict[str, Any]:
 def post(url: str, body: dict[str, Any], timeout: float) -> str | None:
     """Send BODY; None when the webhook took it, else why not (without the URL's secrets)."""
     where = urllib.parse.urlsplit(url).hostname or "the webhook"
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked: http or https
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked
+        with open_url(
+            url,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+            timeout=timeout,
+        ) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         return f"{where} answered HTTP {exc.code}"

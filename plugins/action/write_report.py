@@ -22,6 +22,7 @@ description:
   - Creates the folder (mode 0700) when needed and writes O(content) to O(path) atomically
     with mode 0600. A file with the same content is left alone.
   - In check mode nothing is written.
+author: prosaas-deploy (!UNKNOWN)
 options:
   path:
     description: The report file.
@@ -31,6 +32,28 @@ options:
     description: The report.
     type: dict
     required: true
+attributes:
+  check_mode:
+    support: full
+    description: Writes nothing; says whether the file would change.
+  diff_mode:
+    support: none
+    description: The report is the file's whole content; it is not shown as a diff.
+"""
+
+EXAMPLES = r"""
+- name: Write the deploy report on the control node
+  write_report:
+    path: "{{ playbook_dir }}/../reports/{{ release_id }}.json"
+    content: "{{ report }}"
+"""
+
+RETURN = r"""
+path:
+  description: The report file, with C(~) expanded.
+  returned: success
+  type: str
+  sample: /home/ops/prosaas-deploy/reports/20261124T120000Z-v2.json
 """
 
 

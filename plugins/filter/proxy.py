@@ -27,9 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+
+try:  # a requirement of ansible-core, yet a Python can have ansible-core without it
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+except ImportError:
+    x509 = None
 
 ROUTE_KEYS = {"service", "port", "listen", "publish"}
 OPTIONAL_ROUTE_KEYS = {"health"}
@@ -331,6 +335,11 @@ def tls_problems(certificate: Any, key: Any, now: datetime | None = None) -> lis
         return [
             f"{KEY} is set but {CERTIFICATE} is empty: set the certificate (PEM, then its"
             " chain) in the inventory's group_vars, or remove the key for plain HTTP"
+        ]
+    if x509 is None:
+        return [
+            f"{CERTIFICATE} cannot be checked: the Python that runs Ansible lacks the"
+            " cryptography library (a requirement of ansible-core): install it there"
         ]
     certificates, certificate_problem = _certificates(certificate)
     private_key, key_problem = _private_key(key)

@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import multiprocessing
-import os
-import socket
-from typing import Any
-
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: deploy_controller
 short_description: Who runs this deploy - user, control host and ansible-playbook pid
@@ -36,6 +28,14 @@ _raw:
   type: dict
   sample: {"user": "ops", "host": "bastion1", "pid": 31337}
 """
+
+import getpass
+import multiprocessing
+import os
+import socket
+from typing import Any
+
+from ansible.plugins.lookup import LookupBase
 
 
 def playbook_pid() -> int:

@@ -156,3 +156,11 @@ def test_a_redirect_without_a_certificate_is_refused() -> None:
         "prosaas_proxy_http_redirect_port is 80 but prosaas_proxy_tls_certificate is empty: the"
         " redirect goes to HTTPS, so set the certificate (and its key), or set the port to 0"
     )
+
+
+def test_a_certificate_is_not_checked_without_cryptography(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(proxy, "x509", None)
+    assert problems(SERVER.certificate, SERVER.key) == [
+        "prosaas_proxy_tls_certificate cannot be checked: the Python that runs Ansible lacks the"
+        " cryptography library (a requirement of ansible-core): install it there"
+    ]
