@@ -19,6 +19,7 @@ description:
     removes a file in it. Fails in one line naming C(prosaas_reports_dir) when it cannot.
   - In check mode nothing is created; a missing folder passes when the nearest folder above
     it that exists can be written.
+author: prosaas-deploy (!UNKNOWN)
 options:
   path:
     description: The reports folder (C(prosaas_reports_dir)).

@@ -10,11 +10,14 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-# The shape of a service entry is declared once, in module_utils (docker_services's argument
-# spec); filters run on the controller, where Ansible does not put module_utils on the path.
+# checkout only: begin. The shape of a service entry is declared once, in module_utils
+# (docker_services's argument spec); filters run on the controller, where Ansible does not put
+# the checkout's module_utils on the path. The prosaas.deploy collection (scripts/collection.py)
+# has none of these lines: it imports module_utils by the collection's name.
 MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
 if str(MODULE_UTILS_DIR) not in sys.path:
     sys.path.append(str(MODULE_UTILS_DIR))
+# checkout only: end
 from prosaas_retention import retained_images  # noqa: E402 - needs the path set up just above
 from prosaas_schema import SERVICE_OPTIONS  # noqa: E402 - needs the path set up just above
 

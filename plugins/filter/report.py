@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# What the record keeps is decided once, in module_utils (deploy_state bounds it when it
-# writes); filters run on the controller, where Ansible does not put module_utils on the path.
+# checkout only: begin. What the record keeps is decided once, in module_utils (deploy_state
+# bounds it when it writes); filters run on the controller, where Ansible does not put the
+# checkout's module_utils on the path. The prosaas.deploy collection (scripts/collection.py)
+# has none of these lines: it imports module_utils by the collection's name.
 MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
 if str(MODULE_UTILS_DIR) not in sys.path:
     sys.path.append(str(MODULE_UTILS_DIR))
+# checkout only: end
 from prosaas_state import release_report  # noqa: E402 - needs the path set up just above
 
 # The deploy's phases in the order they run (playbooks/deploy.yml): the history stores a
