@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: lint, then unit, integration and e2e tests (pytest).
+# Runs the whole test suite: lint, ansible-test sanity, then unit, integration and e2e tests
+# (pytest).
 # Starts what it needs (dockerd, a throwaway PostgreSQL) and stops what it started.
 # Extra arguments go to pytest, e.g. `scripts/test.sh -m unit`.
 set -euo pipefail
@@ -34,6 +35,11 @@ ruff check .
 ruff format --check .
 yamllint --strict .
 ansible-lint --offline -q
+
+# ansible-test's sanity tests (validate-modules, pylint, import, ...) on the prosaas.deploy
+# collection assembled from the checkout; its virtualenvs are made once, in .venv-sanity.
+say "sanity: ansible-test sanity on the prosaas.deploy collection (scripts/collection.py)"
+python scripts/collection.py sanity
 
 say "tests: pytest, on two workers (one test file each at a time; -n 0 runs in one process)"
 python -m pytest -n 2 --dist loadfile --durations=30 "$@"
