@@ -4,7 +4,8 @@ An entry of the inventory's service lists is what docker_services takes in O(ser
 the module's argument spec is this, and the inventory check (the prosaas filter plugin)
 derives its known keys, kinds, required keys and choices from it. The copies Ansible needs as
 static YAML (the roles' meta/argument_specs.yml, the module's DOCUMENTATION) are held to it
-by tests/unit/test_service_schema.py and tests/unit/test_module_docs.py.
+by tests/unit/test_service_schema.py and ansible-test's validate-modules
+(scripts/collection.py sanity).
 
 Pure data importing nothing of Ansible, so the controller-side plugins can load it too.
 """

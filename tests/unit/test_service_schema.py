@@ -1,7 +1,8 @@
 """The shape of a service entry is declared once, in module_utils/prosaas_schema.py. Ansible
 reads the roles' argument specs as static YAML, so each role repeats it there; these tests
 fail when one of those copies drifts (docker_services's DOCUMENTATION is held to its
-argument spec, hence to the schema, by test_module_docs.py)."""
+argument spec, hence to the schema, by ansible-test's validate-modules: scripts/collection.py
+sanity)."""
 
 from typing import Any
 
