@@ -3,6 +3,8 @@
 # (pytest).
 # Starts what it needs (dockerd, a throwaway PostgreSQL) and stops what it started.
 # Extra arguments go to pytest, e.g. `scripts/test.sh -m unit`.
+# Without them, the unit, integration and deploy tests then run again on the oldest
+# ansible-core supported (requirements-oldest.txt, in .venv-oldest).
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 cd "$PROSAAS_ROOT"
@@ -22,7 +24,31 @@ ensure_ssh_client() {
     command -v ssh >/dev/null 2>&1 && command -v ssh-keyscan >/dev/null 2>&1 || apt_install openssh-client
 }
 
+# The oldest ansible-core the project supports (requirements.in's range), in a virtualenv of
+# its own, made again only when requirements-oldest.txt changes.
+OLDEST_VENV="$PROSAAS_ROOT/.venv-oldest"
+ensure_oldest_venv() {
+    local want have
+    want=$(sha256sum "$PROSAAS_ROOT/requirements-oldest.txt" | cut -d' ' -f1)
+    have=$(cat "$OLDEST_VENV/.requirements.sha256" 2>/dev/null || true)
+    [ "$want" = "$have" ] && return 0
+    say "installing the oldest ansible-core supported in .venv-oldest (requirements-oldest.txt)"
+    { python3 -m venv --clear "$OLDEST_VENV" && "$OLDEST_VENV/bin/pip" install -q \
+        --disable-pip-version-check -r "$PROSAAS_ROOT/requirements-oldest.txt"; } \
+        >"$PROSAAS_STATE/pip-oldest.log" 2>&1 \
+        || die "installing requirements-oldest.txt failed; see $PROSAAS_STATE/pip-oldest.log"
+    echo "$want" >"$OLDEST_VENV/.requirements.sha256"
+}
+# What runs on it: the unit and integration tests, and two deploys (a fresh v1, then v2
+# with 109; a v2 that never turns healthy, rolled back).
+OLDEST_TESTS=(
+    tests/unit tests/integration
+    tests/e2e/test_deploy_flow.py::test_1_fresh_deploy_of_v1_then_v2_applies_109_and_records_both
+    tests/e2e/test_deploy_flow.py::test_5_v2_that_never_turns_healthy_rolls_back_to_v1
+)
+
 ensure_venv
+ensure_oldest_venv
 ensure_host_wheels
 ensure_ssh_client
 ensure_postgres_binaries
@@ -43,6 +69,12 @@ python scripts/collection.py sanity
 
 say "tests: pytest, on two workers (one test file each at a time; -n 0 runs in one process)"
 python -m pytest -n 2 --dist loadfile --durations=30 "$@"
+
+if [ $# -eq 0 ]; then
+    oldest=$("$OLDEST_VENV/bin/python" -c 'import ansible.release; print(ansible.release.__version__)')
+    say "tests on the oldest ansible-core supported, $oldest: unit, integration, two deploys"
+    "$OLDEST_VENV/bin/python" -m pytest -q -n 2 --dist loadfile "${OLDEST_TESTS[@]}"
+fi
 
 tree_after=$(work_tree_status)
 if [ "$tree_after" != "$tree_before" ]; then
