@@ -55,6 +55,8 @@ ensure_postgres_binaries
 ensure_docker
 ensure_base_image
 build_images
+# The execution environment's wheels (its image is built by its test, offline, from them).
+"$PROSAAS_ROOT/scripts/ee.sh" wheels
 
 say "lint: ruff, yamllint, ansible-lint"
 ruff check .
