@@ -311,8 +311,31 @@ def registry_vars(
     return {**s.registry.release_vars(address, password=password), "prosaas_app_pins": pins}
 
 
+PULL_TASK = "Pull the images this host runs, pinning each by its digest"
+
+
+def pulls_stop_at_the_failed_one(run: DeployRun) -> DeployRun:
+    """RUN's host pulled nothing after its failed pull: one pull failed, and each image after
+    it (the row has at least one) was skipped, not pulled."""
+    outcomes = [
+        (
+            event["event"].removeprefix("runner_item_on_"),
+            event["event_data"]["res"].get("deploy_pull_image"),
+        )
+        for event in run.events
+        if event.get("event", "").startswith("runner_item_on_")
+        and event["event_data"].get("task") == PULL_TASK
+    ]
+    failed = [n for n, (outcome, _) in enumerate(outcomes) if outcome == "failed"]
+    assert len(failed) == 1, outcomes
+    after = {outcome for outcome, _ in outcomes[failed[0] + 1 :]}
+    assert after == {"skipped"}, outcomes
+    return run
+
+
 def registry_unreachable(s: FaultStack) -> DeployRun:
-    return s.stack.deploy("v2", **registry_vars(s, f"127.0.0.1:{free_loopback_port()}"))
+    run = s.stack.deploy("v2", **registry_vars(s, f"127.0.0.1:{free_loopback_port()}"))
+    return pulls_stop_at_the_failed_one(run)
 
 
 def registry_credentials_refused(s: FaultStack) -> DeployRun:
@@ -325,7 +348,8 @@ def registry_credentials_refused(s: FaultStack) -> DeployRun:
 
 
 def tag_missing_in_registry(s: FaultStack) -> DeployRun:
-    return s.stack.deploy("v2", **registry_vars(s, worker="v2-never-pushed"))
+    run = s.stack.deploy("v2", **registry_vars(s, worker="v2-never-pushed"))
+    return pulls_stop_at_the_failed_one(run)
 
 
 def pull_cut_off_by_engine_restart(s: FaultStack) -> DeployRun:
