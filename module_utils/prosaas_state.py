@@ -462,10 +462,10 @@ def add_job(
 # with the 50 records kept, the reports add at most 400 KiB to the history, however many
 # hosts a deploy has.
 REPORT_LIMIT = 8192
-# Characters any one text of a kept report may take (a failure line, a migrator error).
+# Characters any one text of a kept report may take (a host's rollback, a migrator error).
 REPORT_TEXT_LIMIT = 500
 # What a report that cannot fit keeps.
-REPORT_ESSENTIALS = ("outcome", "strategy", "downtime_s", "failed_phase", "failure")
+REPORT_ESSENTIALS = ("outcome", "strategy", "downtime_s", "failed_phase")
 # What the migrate run keeps when its summary does not fit.
 MIGRATE_ESSENTIALS = ("host", "exit_code", "duration")
 
@@ -473,13 +473,13 @@ MIGRATE_ESSENTIALS = ("host", "exit_code", "duration")
 def release_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """What the release history keeps of a deploy's reports (one per host, as
     playbooks/templates/report.json.j2 renders them): the outcome, the strategy, the longest
-    downtime, the failed phase and its line, the migrate run (exit code, seconds and the
-    migrator's JSON summary, not its log), the verify counts, and per host its phases,
-    downtime and rollback.
+    downtime, the failed phase, the migrate run (exit code, seconds and the migrator's JSON
+    summary, not its log), the verify counts, and per host its phases, downtime and rollback.
 
     Left out, as the file reports keep them: the plan, lock holders, the migrate log and
-    the images (the record has the release's images). The record phase is still running
-    when the record is written, so it is not among the phases.
+    the images (the record has the release's images); the failure line is the record's own
+    reason, kept once and whole. The record phase is still running when the record is
+    written, so it is not among the phases.
     """
     first = reports[0] if reports else {}
     downtimes = [r["downtime_s"] for r in reports if isinstance(r.get("downtime_s"), int | float)]
@@ -490,7 +490,7 @@ def release_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "hosts": {str(r.get("inventory_host") or "?"): host_report(r) for r in reports},
     }
     if first.get("failed_phase"):
-        kept.update(failed_phase=first["failed_phase"], failure=first.get("reason"))
+        kept["failed_phase"] = first["failed_phase"]
     migrated = next((r for r in reports if r.get("migrate")), None)
     if migrated:
         run = migrated["migrate"]

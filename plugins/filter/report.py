@@ -67,20 +67,30 @@ def host_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def outcome_of(record: dict[str, Any]) -> str:
+    """`succeeded`, or `failed in phase migrate`."""
+    report = record["report"]
+    outcome = report.get("outcome") or record.get("status") or "?"
+    phase = report.get("failed_phase")
+    return f"{outcome} in phase {phase}" if phase else outcome
+
+
 def last_report_lines(releases: list[dict[str, Any]]) -> list[str]:
     """status.yml's block on the newest deploy the release history keeps a report of: its
-    outcome, strategy and downtime, the failure, each host's phases, migrate and verify."""
+    outcome, strategy and downtime, each host's phases, migrate and verify. Its failure line
+    (the record's reason) only when a later record came after it: for the newest record,
+    status.yml's `release newest` line already shows it."""
     record = last_reported(releases)
     if record is None:
         return ["last deploy: no report in the release history"]
     report = record["report"]
     lines = [
-        f"last deploy: {record['id']} ({record.get('version') or '?'}) "
-        f"{report.get('outcome') or record.get('status')} at {record.get('finished_at') or '?'}, "
-        f"strategy {report.get('strategy') or '?'}, downtime {_seconds(report.get('downtime_s'))}"
+        f"last deploy: {record['id']} ({record.get('version') or '?'}) {outcome_of(record)} "
+        f"at {record.get('finished_at') or '?'}, strategy {report.get('strategy') or '?'}, "
+        f"downtime {_seconds(report.get('downtime_s'))}"
     ]
-    if report.get("failure"):
-        lines.append(f"  failure: {report['failure']}")
+    if record.get("reason") and record is not releases[-1]:
+        lines.append(f"  failure: {record['reason']}")
     lines += host_lines(report)
     if report.get("migrate"):
         lines.append(migrate_line(report["migrate"]))

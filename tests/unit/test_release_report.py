@@ -142,7 +142,7 @@ def test_three_hosts_keep_each_hosts_phases_the_longest_downtime_and_one_migrate
     assert "record" not in kept["hosts"]["web1"]["phases"]
 
 
-def test_a_failed_deploy_keeps_its_phase_its_line_and_each_hosts_rollback() -> None:
+def test_a_failed_deploy_keeps_its_phase_and_each_hosts_rollback_not_its_line_again() -> None:
     failure = {
         "outcome": "failed",
         "failed_phase": "migrate",
@@ -154,8 +154,8 @@ def test_a_failed_deploy_keeps_its_phase_its_line_and_each_hosts_rollback() -> N
 
     assert kept["outcome"] == "failed"
     assert kept["failed_phase"] == "migrate"
-    assert kept["failure"] == failure["reason"]
     assert kept["hosts"]["local"]["rollback"] == failure["rollback"]
+    assert failure["reason"] not in json.dumps(kept)  # the record's reason holds it, whole
 
 
 def test_an_online_deploy_keeps_no_downtime_and_a_deploy_without_migration_no_migrate() -> None:
@@ -179,12 +179,13 @@ def test_one_and_three_host_reports_fit_the_bound_unchanged() -> None:
     assert stored_size(three) < 2000 < REPORT_LIMIT
 
 
-def test_a_long_failure_line_is_cut_to_the_text_limit() -> None:
+def test_a_long_text_is_cut_to_the_text_limit() -> None:
     kept = bounded_report(release_report([host_report("local", failed_phase="start",
-                                                      reason="start: " + "x" * 5000)]))  # fmt: skip
+                                                      rollback="x" * 5000)]))  # fmt: skip
 
-    assert len(kept["failure"]) == REPORT_TEXT_LIMIT
-    assert kept["failure"].endswith("...")
+    rollback = kept["hosts"]["local"]["rollback"]
+    assert len(rollback) == REPORT_TEXT_LIMIT
+    assert rollback.endswith("...")
 
 
 def test_many_hosts_keep_the_hosts_that_fit_and_count_the_others() -> None:
@@ -222,7 +223,6 @@ def test_what_never_fits_keeps_only_the_outcome_marked_cut() -> None:
         "strategy": "stop",
         "downtime_s": 13.65,
         "failed_phase": "start",
-        "failure": "start: boom",
         "cut": True,
     }
 
@@ -230,14 +230,14 @@ def test_what_never_fits_keeps_only_the_outcome_marked_cut() -> None:
 def test_finish_writes_the_bounded_report_with_the_outcome_in_one_update() -> None:
     releases, _ = begin([], {"id": "r2", "version": "v2"}, keep=50)
     huge = release_report([host_report("local", failed_phase="migrate", outcome="failed",
-                                       reason="migrate: " + "y" * 9000)])  # fmt: skip
+                                       rollback="y" * 9000)])  # fmt: skip
 
     updated, _, after = finish(
         releases, "r2", outcome="failed", reason="migrate: boom", details={"report": huge}
     )
 
     assert after["status"] == "failed"
-    assert after["report"]["failure"].endswith("...")
+    assert after["report"]["hosts"]["local"]["rollback"].endswith("...")
     assert stored_size(after["report"]) <= REPORT_LIMIT
     assert updated[-1] is after
 
@@ -284,24 +284,38 @@ def test_status_shows_the_last_reported_deploys_outcome_phases_downtime_and_migr
     ]
 
 
-def test_status_of_a_failed_deploy_shows_its_failure_and_each_hosts_rollback() -> None:
-    failure = {
-        "outcome": "failed",
-        "failed_phase": "start",
-        "reason": "start: on web1: prosaas-api never turned healthy",
-        "rollback": "rolled back to release r1 (healthy)",
-    }
+FAILURE = {
+    "outcome": "failed",
+    "failed_phase": "start",
+    "reason": "start: on web1: prosaas-api never turned healthy",
+    "rollback": "rolled back to release r1 (healthy)",
+}
+
+
+def failed_record() -> dict[str, Any]:
     report = release_report(
-        [host_report("db1", **failure), host_report("web1", migrates=False, **failure)]
+        [host_report("db1", **FAILURE), host_report("web1", migrates=False, **FAILURE)]
     )
+    return record(report, reason=FAILURE["reason"])
 
-    lines = report_filters.last_report_lines([record(report)])
 
-    assert "  failure: start: on web1: prosaas-api never turned healthy" in lines
+def test_status_of_a_failed_deploy_shows_its_phase_and_each_hosts_rollback() -> None:
+    lines = report_filters.last_report_lines([failed_record()])
+
+    assert lines[0].startswith("last deploy: 20261124T181744Z-v2 (v2) failed in phase start at")
     assert "  rollback on web1: rolled back to release r1 (healthy)" in lines
-    assert lines[0].startswith("last deploy: 20261124T181744Z-v2 (v2) failed at")
     phases = [line.split(":")[0] for line in lines if line.startswith("  phases on ")]
     assert phases == ["  phases on db1", "  phases on web1"]
+    # The newest record's reason is status.yml's `release newest` line already.
+    assert not [line for line in lines if line.startswith("  failure: ")]
+
+
+def test_status_names_the_failure_of_a_deploy_a_rollback_came_after() -> None:
+    rollback = {"id": "r-rollback", "kind": "rollback", "status": "succeeded", "reason": ""}
+
+    lines = report_filters.last_report_lines([failed_record(), rollback])
+
+    assert lines[1] == "  failure: start: on web1: prosaas-api never turned healthy"
 
 
 def test_status_without_any_kept_report_says_so() -> None:
@@ -312,7 +326,7 @@ def test_status_without_any_kept_report_says_so() -> None:
 
 
 def test_status_of_a_report_that_was_cut_says_what_is_missing() -> None:
-    cut = {"outcome": "failed", "failure": "start: boom", "downtime_s": 3.0, "cut": True}
+    cut = {"outcome": "failed", "failed_phase": "start", "downtime_s": 3.0, "cut": True}
     lines = report_filters.last_report_lines([record(cut)])
     assert lines[-1] == "  (the rest of the report was over the size bound and not kept)"
 
