@@ -212,7 +212,9 @@ def test_a_running_leftover_is_never_stopped_nor_run_beside(
 def test_a_running_container_named_to_await_is_waited_for_until_it_ends(
     tmp_path: Path, docker_engine: docker.DockerClient, base_image: str, name: str
 ) -> None:
-    earlier = docker_engine.containers.create(base_image, ["sleep", "2"], name=f"{name}-earlier")
+    # Still running when the module looks: Ansible alone takes seconds to get there on a busy
+    # machine.
+    earlier = docker_engine.containers.create(base_image, ["sleep", "8"], name=f"{name}-earlier")
     earlier.start()
     try:
         run = oneshot(
