@@ -153,9 +153,11 @@ def test_lock_from_another_control_node_is_stale_once_its_lease_ran_out(
 ) -> None:
     """Its pid cannot be checked from here: the lease alone decides, renewed or not."""
     elsewhere = {"user": "ops", "host": "bastion9", "pid": 4242, "release": "r1"}
-    first = state(tmp_path, state_dir, "lock", owner=elsewhere, lease=3)
+    # A lease that outlasts the two module runs after it on a busy machine (seconds each).
+    lease = 10
+    first = state(tmp_path, state_dir, "lock", owner=elsewhere, lease=lease)
     assert not first.failed, first.result
-    renewed = state(tmp_path, state_dir, "renew", owner=elsewhere, lease=3)
+    renewed = state(tmp_path, state_dir, "renew", owner=elsewhere, lease=lease)
     assert not renewed.failed, renewed.result
     assert not renewed.result["changed"]
     assert renewed.result["holder"]["expires_at"] >= first.result["holder"]["expires_at"]
@@ -177,7 +179,7 @@ def test_lock_from_another_control_node_is_stale_once_its_lease_ran_out(
     assert broken.result["broken_stale"]["host"] == "bastion9"
 
     # The deploy that lost its lock finds out at its next renewal, and stops.
-    late = state(tmp_path, state_dir, "renew", owner=elsewhere, lease=3)
+    late = state(tmp_path, state_dir, "renew", owner=elsewhere, lease=lease)
     assert late.failed
     assert late.result["msg"].startswith(f"the deploy lock is now held by ops@{HERE} pid 4243")
 
