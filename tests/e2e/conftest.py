@@ -610,3 +610,15 @@ def unhealthy_app_image(build_image, tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("unhealthy")
     (folder / "Dockerfile").write_text("FROM prosaas-demo/app:v2\nENV DEMO_FAIL_HEALTH=1\n")
     return build_image(folder, "prosaas-demo/app:v2-unhealthy")
+
+
+def status_table(run: DeployRun) -> list[str]:
+    """The lines of status.yml's table, as the task returned them."""
+    tables = [
+        event["event_data"]["res"]["msg"]
+        for event in run.events
+        if event.get("event") == "runner_on_ok"
+        and event["event_data"].get("task") == "Show the status"
+    ]
+    assert len(tables) == 1, run.describe()
+    return tables[0]

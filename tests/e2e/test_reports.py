@@ -16,7 +16,7 @@ from pathlib import Path
 import ansible_runner
 
 from tests.conftest import ROOT, playbook_args
-from tests.e2e.conftest import APP_SERVICES, DeployRun, Stack
+from tests.e2e.conftest import APP_SERVICES, DeployRun, Stack, status_table
 
 
 def run_as_job(stack: Stack, playbook: str, version: str, reports_dir: Path) -> DeployRun:
@@ -27,18 +27,6 @@ def run_as_job(stack: Stack, playbook: str, version: str, reports_dir: Path) -> 
     args = playbook_args(playbook, stack.tmp_path, extravars, stack.inventory)
     args["envvars"] = {**args["envvars"], "PROSAAS_REPORTS_DIR": str(reports_dir)}
     return DeployRun.of(ansible_runner.run(**args))
-
-
-def status_table(run: DeployRun) -> list[str]:
-    """The lines of status.yml's table, as the task returned them."""
-    tables = [
-        event["event_data"]["res"]["msg"]
-        for event in run.events
-        if event.get("event") == "runner_on_ok"
-        and event["event_data"].get("task") == "Show the status"
-    ]
-    assert len(tables) == 1, run.describe()
-    return tables[0]
 
 
 def test_reports_go_outside_the_checkout_and_status_shows_the_last_from_the_history(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import APP_SERVICES, V2_COLUMNS, DeployRun, Stack
+from tests.e2e.conftest import APP_SERVICES, V2_COLUMNS, DeployRun, Stack, status_table
 
 
 def app_statuses(stack: Stack) -> set[str]:
@@ -16,14 +16,7 @@ def app_statuses(stack: Stack) -> set[str]:
 
 def status_line(run: DeployRun) -> str:
     """The last line of status.yml's table, `status: ...`, as the task returned it."""
-    tables = [
-        event["event_data"]["res"]["msg"]
-        for event in run.events
-        if event.get("event") == "runner_on_ok"
-        and event["event_data"].get("task") == "Show the status"
-    ]
-    assert len(tables) == 1, run.describe()
-    return tables[0][-1]
+    return status_table(run)[-1]
 
 
 def test_status_shows_each_service_the_migrations_and_the_three_columns(v1_stack: Stack) -> None:
