@@ -317,31 +317,36 @@ import socket
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.prosaas_state import (
-    DEFAULT_LEASE,
+from ansible.module_utils.prosaas_history import (
+    DEFAULT_KEEP,
     HISTORY_FILE,
-    LOCK_FILE,
-    StateError,
     add_job,
     begin,
-    create_exclusive,
     current_and_previous,
     dump_history,
-    ensure_dir,
     finish,
-    held_message,
     load_history,
+    roll_back,
+)
+from ansible.module_utils.prosaas_lock import (
+    DEFAULT_LEASE,
+    LOCK_FILE,
+    held_message,
     lock_record,
     lock_staleness,
     read_lock,
-    remove_file,
     renew_lock,
-    roll_back,
     same_owner,
     stale_message,
+)
+from ansible.module_utils.prosaas_store import (
+    StateError,
+    create_exclusive,
+    ensure_dir,
+    remove_file,
     state_mutex,
 )
-from ansible.module_utils.prosaas_state import atomic_write as write_file
+from ansible.module_utils.prosaas_store import atomic_write as write_file
 
 WRITERS = ("lock", "renew", "unlock", "begin", "finish", "note", "rollback")
 
@@ -383,7 +388,7 @@ def argument_spec() -> dict[str, Any]:
         "outcome": {"type": "str", "choices": ["succeeded", "failed"]},
         "reason": {"type": "str", "default": ""},
         "details": {"type": "dict", "default": {}},
-        "keep": {"type": "int", "default": 50},
+        "keep": {"type": "int", "default": DEFAULT_KEEP},
     }
 
 

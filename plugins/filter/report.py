@@ -3,19 +3,21 @@ lines status.yml prints from it."""
 
 from __future__ import annotations
 
-import sys
+import importlib
 from pathlib import Path
 from typing import Any
 
 # checkout only: begin. What the record keeps is decided once, in module_utils (deploy_state
 # bounds it when it writes); filters run on the controller, where Ansible does not put the
-# checkout's module_utils on the path. The prosaas.deploy collection (scripts/collection.py)
-# has none of these lines: it imports module_utils by the collection's name.
-MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
-if str(MODULE_UTILS_DIR) not in sys.path:
-    sys.path.append(str(MODULE_UTILS_DIR))
+# checkout's module_utils on the path. They are added to ansible.module_utils, the name they
+# import each other by on a host. The prosaas.deploy collection (scripts/collection.py) has
+# none of these lines: it imports module_utils by the collection's name.
+MODULE_UTILS_DIR = str(Path(__file__).resolve().parents[2] / "module_utils")
+ANSIBLE_MODULE_UTILS = importlib.import_module("ansible.module_utils")
+if MODULE_UTILS_DIR not in ANSIBLE_MODULE_UTILS.__path__:
+    ANSIBLE_MODULE_UTILS.__path__.append(MODULE_UTILS_DIR)
 # checkout only: end
-from prosaas_state import release_report  # noqa: E402 - needs the path set up just above
+from ansible.module_utils.prosaas_history import release_report  # noqa: E402 - path set up above
 
 # The deploy's phases in the order they run (playbooks/deploy.yml): the history stores a
 # record's keys sorted, so the order is not in the record.

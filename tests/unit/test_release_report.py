@@ -1,4 +1,4 @@
-"""The deploy's report kept in the release history (module_utils/prosaas_state.py), the lines
+"""The deploy's report kept in the release history (module_utils/prosaas_history.py), the lines
 status.yml prints from it (plugins/filter/report.py), and the check of the reports folder
 (plugins/action/check_reports_dir.py)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prosaas_state import (
+from ansible.module_utils.prosaas_history import (
     REPORT_LIMIT,
     REPORT_TEXT_LIMIT,
     begin,
