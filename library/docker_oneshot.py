@@ -121,6 +121,8 @@ attributes:
 notes:
   - The module runs where the Docker SDK is installed; O(docker_host) may name a remote engine.
   - The whole log is returned in RV(log); keep secrets out of what the container prints.
+  - A container whose log ends with a line of JSON (the migrator's summary) gets it parsed in
+    RV(summary).
 seealso:
   - module: docker_services
 """
@@ -143,6 +145,10 @@ EXAMPLES = r"""
 - name: Show the migration log
   ansible.builtin.debug:
     var: migrate.log_lines
+
+- name: Show what the migration applied, from the summary its log ends with
+  ansible.builtin.debug:
+    msg: "{{ migrate.summary.applied | default([]) }}"
 
 - name: Migrate a database listening on the host's loopback, on a remote engine
   docker_oneshot:
@@ -184,6 +190,14 @@ log_lines:
   type: list
   elements: str
   sample: ["applying 0109_call_log_timing ... done", "1 migration applied"]
+summary:
+  description:
+    - The last line of the log that parses as a JSON object, parsed; the migrator's
+      commands end their log with such a line, their summary. V({}) when no line does.
+  returned: when the container was started
+  type: dict
+  sample: {"command": "up", "applied": ["0109"], "skipped": [], "duration_ms": 1240,
+           "exit_code": 0}
 image_id:
   description: ID of the image that was run.
   returned: always
@@ -213,6 +227,7 @@ from ansible.module_utils.prosaas_docker import (
     one_line,
     require_image_id,
 )
+from ansible.module_utils.prosaas_oneshot import last_json_object
 from ansible.module_utils.prosaas_spec import MANAGED_BY, MANAGED_LABEL
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
@@ -413,6 +428,7 @@ class OneshotRunner:
         lines = log.splitlines()
         self.result["log"] = log
         self.result["log_lines"] = tail(lines, self.params["log_tail_lines"])
+        self.result["summary"] = last_json_object(log)
         return lines
 
     def run_container(self, container: Any) -> str | None:

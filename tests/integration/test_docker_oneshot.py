@@ -97,6 +97,7 @@ def test_success_returns_code_log_and_tail_and_removes_the_container(
     assert result["log"].startswith("to-stderr\nline 1\nline 2\n")
     assert result["log"].endswith("line 50\n")
     assert result["log_lines"] == [f"line {i}" for i in range(41, 51)]
+    assert result["summary"] == {}  # no line of the log is a JSON object
     assert isinstance(result["duration"], float)
     assert 0 <= result["duration"] < 60
     assert result["image_id"] == docker_engine.images.get(base_image).id
@@ -105,6 +106,23 @@ def test_success_returns_code_log_and_tail_and_removes_the_container(
     assert "exit code 0" in result["actions"][1]
     assert result["actions"][-1] == f"removed container {name}"
     assert not container_exists(docker_engine, name)
+
+
+def test_the_summary_is_the_last_json_object_line_of_the_log_on_success_and_failure(
+    tmp_path: Path, base_image: str, name: str
+) -> None:
+    lines = ['{"command": "up", "applied": []}', "applying 0109 ... done", '["not", "it"]']
+    summary = {"command": "up", "applied": ["0109"], "exit_code": 0}
+    script = "; ".join(f"echo '{line}'" for line in [*lines[:2], json.dumps(summary), lines[2]])
+    run = oneshot(tmp_path, name=name, image=base_image, command=sh(script), timeout=60)
+    assert run.rc == 0, run.result
+    assert run.result["summary"] == summary
+
+    failing = {"command": "up", "error": "lock timeout", "exit_code": 4}
+    script = f"echo applying 0109 >&2; echo '{json.dumps(failing)}'; exit 4"
+    run = oneshot(tmp_path, name=name, image=base_image, command=sh(script), timeout=60)
+    assert run.failed, run.result
+    assert run.result["summary"] == failing
 
 
 def test_non_zero_exit_fails_with_code_and_log_tail_and_removes_the_container(
