@@ -27,7 +27,8 @@ description:
   - A C(<name>-next) container left by a run that died in the middle of a switch is removed,
     or becomes the service's container when that one is gone.
   - With O(proxy_container), each container of a service in O(proxy_backends) must also be
-    UP in the proxy's rotation (module proxy_backend) before the module returns.
+    UP in the proxy's rotation (through the proxy's runtime API, C(docker exec proxy-api))
+    before the module returns.
   - In check mode nothing is created or started, and the result says what would have been
     done, which makes the module a comparison of what runs with what is wanted.
 version_added: "0.1.0"

@@ -1,14 +1,14 @@
 """The proxy's server slots as its runtime API reports them, pure logic.
 
-The module proxy_backend drives these functions; unit tests import them directly. One read
-is the reply to ``show servers state <backend>; show stat -1 4 -1`` (STATE_COMMAND): the
-slots' addresses and states, then every server's statistics, sessions among them.
+module_utils/prosaas_proxy_runtime.py drives these functions for docker_services and
+docker_stop; unit tests import them directly. One read is the reply to
+``show servers state <backend>; show stat -1 4 -1`` (STATE_COMMAND): the slots' addresses
+and states, then every server's statistics, sessions among them.
 """
 
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +24,6 @@ SERVING = (1, 2)
 # What `set server ... state X` leaves in the forced bits.
 TARGETS = {"ready": 0, "drain": FORCED_DRAIN, "maint": FORCED_MAINT}
 
-BACKEND_NAME = re.compile(r"^[A-Za-z0-9._:-]+$")
 UNKNOWN_BACKEND = "Can't find backend."
 
 

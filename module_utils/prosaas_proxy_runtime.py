@@ -1,15 +1,14 @@
 """The proxy's runtime API driven from a module: ready, drain and wait on its server slots.
 
 One `docker exec proxy-api` per runtime API line, so nothing of HAProxy is reached from
-outside its container and nothing is reloaded. proxy_backend drives one backend on request;
-docker_services and docker_stop drive it around the containers they start and stop.
+outside its container and nothing is reloaded. docker_services and docker_stop drive it
+around the containers they start and stop.
 Failures raise ProxyError; the calling module decides what to undo before it fails.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -236,13 +235,6 @@ def address_on(container: Any, proxy: Any) -> str:
     networks = container.attrs["NetworkSettings"]["Networks"] or {}
     found = [settings["IPAddress"] for name, settings in networks.items() if name in shared]
     return found[0] if found and found[0] else ""
-
-
-def as_address(given: str) -> str:
-    """GIVEN normalized when it is an IP address; "" when it is a name."""
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(given.strip()))
-    return ""
 
 
 def running_proxy(client: Any, name: str, wait: float = 0) -> Any:

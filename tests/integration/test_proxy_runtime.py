@@ -1,15 +1,17 @@
-"""proxy_backend through Ansible against the real engine and the real proxy image: a new
-container takes over from the old one behind the proxy with no failed request, the request
-in flight to the old one finishes, and each failure is one line.
+"""module_utils/prosaas_proxy_runtime.py against the real engine and the real proxy image, as
+docker_services and docker_stop drive it: a new container takes over from the old one behind
+the proxy with no failed request, the request in flight to the old one finishes, and each
+failure is one line.
 
-One proxy (configured by plugins/filter/proxy.py) on a throwaway network serves the whole
-file; each test starts its own app containers with the service's network alias and removes
-them. States are read back straight from the runtime API (proxy-api), not from the module.
+One proxy (configured by module_utils/prosaas_proxy_config.py) on a throwaway network serves
+the whole file; each test starts its own app containers with the service's network alias and
+removes them. States are read back straight from the runtime API (proxy-api), not from the
+functions.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import ipaddress
 import threading
 import time
@@ -19,17 +21,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
+import ansible.module_utils
 import docker
 import pytest
 
-from tests.conftest import ROOT, ModuleRun, run_module
+from tests.conftest import ROOT
 
-spec = importlib.util.spec_from_file_location("proxy_filters", ROOT / "plugins/filter/proxy.py")
-assert spec is not None and spec.loader is not None
-proxy_filters = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(proxy_filters)
+# module_utils/prosaas_proxy_runtime.py as Ansible ships it to docker_services and docker_stop
+# (its siblings as ansible.module_utils.*).
+if str(ROOT / "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(ROOT / "module_utils"))
+runtime = importlib.import_module("ansible.module_utils.prosaas_proxy_runtime")
+proxy_config = importlib.import_module("ansible.module_utils.prosaas_proxy_config")
 
 PROXY_IMAGE = "prosaas-deploy/proxy:1"
 SERVICE = "tpx-app"  # the route's service: the backend, and the app containers' alias
@@ -164,7 +169,7 @@ def stack(
     route = {"service": SERVICE, "port": PORT, "listen": PORT, "publish": "127.0.0.1:0"}
     proxy = docker_engine.containers.run(
         PROXY_IMAGE, name=f"{prefix}proxy", detach=True, network=network.name,
-        environment={"HAPROXY_CONFIG": proxy_filters.haproxy_config([route], 5)},
+        environment={"HAPROXY_CONFIG": proxy_config.haproxy_config([route], 5)},
         ports={f"{PORT}/tcp": ("127.0.0.1", None)},
     )  # fmt: skip
     try:
@@ -196,27 +201,32 @@ def start_app(stack: ProxyStack) -> Iterator[Callable[[str], App]]:
         container.remove(force=True)
 
 
-def switch(tmp_path: Path, stack: ProxyStack, check: bool = False, **args: object) -> ModuleRun:
-    return run_module(
-        tmp_path, "proxy_backend", {"container": stack.proxy, "backend": SERVICE, **args},
-        check=check,
-    )  # fmt: skip
+@dataclass
+class Driven:
+    """A runtime.Proxy on the file's proxy container, and the warnings it gave."""
+
+    proxy: Any
+    warnings: list[str]
 
 
-def slot_result(run: ModuleRun, app: App) -> dict:
-    """The module's result for the slot APP fills."""
-    return next(slot for slot in run.result["servers"] if slot["address"] == app.address)
+def drive(stack: ProxyStack, check: bool = False, backend: str = SERVICE) -> Driven:
+    """The proxy as the modules find it (running_proxy) and drive it (Proxy)."""
+    container = runtime.running_proxy(stack.client, stack.proxy)
+    assert container is not None, f"{stack.proxy} is not running"
+    warnings: list[str] = []
+    return Driven(runtime.Proxy(container, backend, check, warnings.append), warnings)
 
 
-def slot_of(run: ModuleRun, app: App) -> str:
-    return slot_result(run, app)["name"]
+def slot_of(proxy: Any, app: App) -> Any:
+    """The slot APP's container fills, as the runtime API says now."""
+    return next(slot for slot in proxy.slots() if slot.address == app.address)
 
 
-def serving(tmp_path: Path, stack: ProxyStack, app: App) -> None:
+def serving(stack: ProxyStack, app: App) -> None:
     """APP's slot UP and READY, whatever an earlier test left on that slot."""
-    run = switch(tmp_path, stack, ready=[app.address], timeout=30)
-    assert run.rc == 0, run.result
-    assert {"address": app.address, "state": "UP"}.items() <= slot_result(run, app).items()
+    proxy = drive(stack).proxy
+    runtime.bring_up(proxy, [app.address], 30)
+    assert slot_of(proxy, app).state == "UP"
 
 
 @dataclass
@@ -237,11 +247,21 @@ def slow_request(pool: ThreadPoolExecutor, stack: ProxyStack, seconds: int) -> F
     return pool.submit(get, f"{stack.url}/slow?s={seconds}")
 
 
+def switch(stack: ProxyStack, new: App, old: App) -> tuple[Driven, bool, float]:
+    """What docker_services does with the beside replace: ready NEW, then drain OLD and wait
+    for its requests in flight; (the driven proxy, drained, seconds the drain waited)."""
+    driven = drive(stack)
+    runtime.bring_up(driven.proxy, [new.address], 30)
+    runtime.put_all(driven.proxy, [old.address], "drain")
+    drained, waited = runtime.wait_drained(driven.proxy, [old.address], 30)
+    return driven, drained, waited
+
+
 def test_a_new_container_takes_over_with_no_failed_request_and_the_old_one_drains(
-    stack: ProxyStack, start_app: Callable[[str], App], tmp_path: Path
+    stack: ProxyStack, start_app: Callable[[str], App]
 ) -> None:
     old = start_app("old")
-    serving(tmp_path, stack, old)
+    serving(stack, old)
     loop = ClientLoop(stack.url)
     with ThreadPoolExecutor(max_workers=2) as pool:
         looping = pool.submit(loop.run)
@@ -249,43 +269,36 @@ def test_a_new_container_takes_over_with_no_failed_request_and_the_old_one_drain
         stack.wait_for_session(old)
 
         new = start_app("new")  # the same alias: the proxy finds it in a free slot
-        run = switch(
-            tmp_path, stack, ready=[new.address], drain=[old.address],
-            timeout=30, drain_timeout=30,
-        )  # fmt: skip
+        first, drained, waited = switch(stack, new, old)
         switched = time.monotonic()
+        slots = {slot.address: slot for slot in first.proxy.slots()}  # the old one still there
         slow = in_flight.result()
 
-        again = switch(
-            tmp_path, stack, ready=[new.address], drain=[old.address],
-            timeout=30, drain_timeout=30,
-        )  # fmt: skip
+        again, drained_again, _ = switch(stack, new, old)
         stack.client.containers.get(old.name).remove(force=True)  # the deploy stops it now
         time.sleep(2)
         loop.stop.set()
         looping.result()
 
-    assert run.rc == 0, run.result
-    assert run.result["changed"] is True
-    servers = {server["address"]: server for server in run.result["servers"]}
-    assert f"drain {servers[old.address]['name']} ({old.address})" in run.result["actions"]
-    assert servers[new.address]["state"] == "UP"
-    assert (servers[old.address]["state"], servers[old.address]["sessions"]) == ("DRAIN", 0)
+    assert first.proxy.changed is True
+    assert f"drain {slots[old.address].name} ({old.address})" in first.proxy.actions
+    assert slots[new.address].state == "UP"
+    assert (slots[old.address].state, slots[old.address].sessions) == ("DRAIN", 0)
     # The request in flight to the old container finished, and the drain waited for it.
     assert (slow.status, slow.body) == (200, old.name)
-    assert run.result["drained"] is True
-    assert run.result["waited_s"]["drain"] >= 1.0, run.result["waited_s"]
+    assert drained is True
+    assert waited >= 1.0, waited
     assert slow.at <= switched
-    # The same call again: nothing to do.
-    assert again.rc == 0, again.result
-    assert (again.result["changed"], again.result["actions"]) == (False, [])
-    assert again.result["drained"] is True
+    assert first.warnings == []
+    # The same calls again: nothing to do.
+    assert (again.proxy.changed, again.proxy.actions) == (False, [])
+    assert drained_again is True
     # The client: no failed request during the whole switch, only the new one after it.
     failed = [answer for answer in loop.answers if answer.status != 200]
     after = {answer.body for answer in loop.answers if answer.at > switched}
     print(
         f"\nswitch: {len(loop.answers)} requests, {len(failed)} failed; "
-        f"drain waited {run.result['waited_s']['drain']} s for the request in flight"
+        f"drain waited {waited:.1f} s for the request in flight"
     )
     assert len(loop.answers) >= 100
     assert failed == []
@@ -293,99 +306,117 @@ def test_a_new_container_takes_over_with_no_failed_request_and_the_old_one_drain
     assert after == {new.name}
 
 
-def test_a_drain_longer_than_drain_timeout_is_a_warning_and_cuts_nothing(
-    stack: ProxyStack, start_app: Callable[[str], App], tmp_path: Path
+def test_a_drain_longer_than_its_timeout_is_a_warning_and_cuts_nothing(
+    stack: ProxyStack, start_app: Callable[[str], App]
 ) -> None:
     old = start_app("old")
-    serving(tmp_path, stack, old)
+    serving(stack, old)
+    driven = drive(stack)
     with ThreadPoolExecutor(max_workers=1) as pool:
         in_flight = slow_request(pool, stack, 6)
         stack.wait_for_session(old)
-        run = switch(tmp_path, stack, drain=[old.address], drain_timeout=1)
+        runtime.put_all(driven.proxy, [old.address], "drain")
+        drained, waited = runtime.wait_drained(driven.proxy, [old.address], 1)
+        sessions = slot_of(driven.proxy, old).sessions
         slow = in_flight.result()
 
-    assert run.rc == 0, run.result
-    assert run.result["changed"] is True
-    assert run.result["drained"] is False
-    assert 1 <= run.result["waited_s"]["drain"] < 5
-    warnings = " ".join(str(warning) for warning in run.result.get("warnings", []))
+    assert driven.proxy.changed is True
+    assert drained is False
+    assert 1 <= waited < 5
+    warnings = " ".join(driven.warnings)
     assert "sessions left after drain_timeout 1 s" in warnings
     assert old.address in warnings
-    assert slot_result(run, old)["sessions"] == 1
+    assert sessions == 1
     assert stack.admin_state(old) == FORCED_DRAIN
     assert (slow.status, slow.body) == (200, old.name)
 
 
 def test_check_mode_changes_nothing_and_ready_undoes_a_drain(
-    stack: ProxyStack, start_app: Callable[[str], App], tmp_path: Path
+    stack: ProxyStack, start_app: Callable[[str], App]
 ) -> None:
     old = start_app("old")
-    serving(tmp_path, stack, old)
+    serving(stack, old)
 
-    planned = switch(tmp_path, stack, check=True, drain=[old.address])
-    assert planned.rc == 0, planned.result
-    assert planned.result["changed"] is True
-    assert planned.result["actions"] == [f"would drain {slot_of(planned, old)} ({old.address})"]
+    planned = drive(stack, check=True).proxy
+    assert runtime.drain(planned, [old.address], 30) is True  # no session: nothing to wait for
+    assert planned.changed is True
+    assert planned.actions == [f"would drain {slot_of(planned, old).label()}"]
     assert stack.admin_state(old) == 0
 
-    # by container name: its address on the proxy's network
-    drained = switch(tmp_path, stack, drain=[old.name])
-    assert drained.result["actions"] == [f"drain {slot_of(drained, old)} ({old.address})"]
+    # by container name, as the modules find it: its address on the proxy's network
+    container = stack.client.containers.get(old.name)
+    proxy_container = stack.client.containers.get(stack.proxy)
+    assert runtime.address_on(container, proxy_container) == old.address
+    drained = drive(stack).proxy
+    assert runtime.drain(drained, [runtime.address_on(container, proxy_container)], 30) is True
+    assert drained.actions == [f"drain {slot_of(drained, old).label()}"]
     assert stack.admin_state(old) == FORCED_DRAIN
 
-    rolled_back = switch(tmp_path, stack, ready=[old.name], timeout=10)
-    assert rolled_back.result["changed"] is True
-    assert rolled_back.result["actions"] == [f"ready {slot_of(drained, old)} ({old.address})"]
+    rolled_back = drive(stack).proxy
+    runtime.bring_up(rolled_back, [old.address], 10)
+    assert rolled_back.changed is True
+    assert rolled_back.actions == [f"ready {slot_of(rolled_back, old).label()}"]
     assert stack.admin_state(old) == 0
     assert get(stack.url).body == old.name
 
 
 def test_an_address_that_never_fills_a_slot_fails_in_one_line_and_drains_nothing(
-    stack: ProxyStack, start_app: Callable[[str], App], tmp_path: Path
+    stack: ProxyStack, start_app: Callable[[str], App]
 ) -> None:
     old = start_app("old")
-    serving(tmp_path, stack, old)
+    serving(stack, old)
     ghost = stack.unused_address()
+    proxy = drive(stack).proxy
 
     started = time.monotonic()
-    run = switch(tmp_path, stack, ready=[ghost], drain=[old.address], timeout=3)
+    with pytest.raises(runtime.ProxyError) as raised:
+        runtime.bring_up(proxy, [ghost], 3)
     elapsed = time.monotonic() - started
 
-    assert run.failed
-    message = run.result["msg"]
+    message = str(raised.value)
     assert message.startswith(
         f"proxy container {stack.proxy}, backend {SERVICE}: {ghost} in no slot after 3 s (slots: "
     )
     assert old.address in message
     assert f"with the alias {SERVICE}?" in message
     assert "\n" not in message
+    assert old.address in {slot.address for slot in raised.value.slots}
     assert elapsed < 3 + 10
-    assert stack.admin_state(old) == 0  # ready comes first: nothing was drained
+    assert (proxy.changed, proxy.actions) == (False, [])
+    assert stack.admin_state(old) == 0
 
 
-def test_an_unknown_backend_is_named_with_the_backends_there_are(
-    stack: ProxyStack, tmp_path: Path
-) -> None:
-    run = run_module(tmp_path, "proxy_backend", {"container": stack.proxy, "backend": "tpx-nope"})
-    assert run.failed
-    assert run.result["msg"] == (
+def test_an_address_in_no_slot_is_a_warning_and_nothing_to_drain(stack: ProxyStack) -> None:
+    ghost = stack.unused_address()
+    driven = drive(stack)
+    assert runtime.drain(driven.proxy, [ghost], 5) is True
+    assert (driven.proxy.changed, driven.proxy.actions) == (False, [])
+    assert len(driven.warnings) == 1
+    assert f"{ghost} is in no slot" in driven.warnings[0]
+    assert "nothing to drain" in driven.warnings[0]
+
+
+def test_an_unknown_backend_is_named_with_the_backends_there_are(stack: ProxyStack) -> None:
+    proxy = drive(stack, backend="tpx-nope").proxy
+    with pytest.raises(runtime.ProxyError) as raised:
+        proxy.slots()
+    assert str(raised.value) == (
         f"proxy container {stack.proxy}, backend tpx-nope: no such backend "
         f"(the proxy has: {SERVICE}); the backend is the route's service"
     )
 
 
-def test_a_missing_proxy_container_leaves_nothing_to_drain_but_cannot_ready(
-    docker_engine: docker.DockerClient, tmp_path: Path
+def test_a_missing_or_stopped_proxy_is_none_and_gives_no_address(
+    docker_engine: docker.DockerClient, base_image: str
 ) -> None:
     """The first deploy drains before its proxy exists: no request reaches the app then."""
-    args = {"container": "tpx-no-such", "backend": SERVICE}
-    drained = run_module(tmp_path, "proxy_backend", {**args, "drain": ["tpx-gone"]})
-    assert drained.rc == 0, drained.result
-    assert (drained.result["changed"], drained.result["actions"]) == (False, [])
-
-    run = run_module(tmp_path, "proxy_backend", {**args, "ready": ["10.0.0.9"]})
-    assert run.failed
-    assert run.result["msg"] == (
-        "proxy container tpx-no-such not found on the engine at unix:///var/run/docker.sock: "
-        "start the proxy service, or name its container"
+    assert runtime.running_proxy(docker_engine, f"tpx-no-such-{uuid.uuid4().hex[:6]}") is None
+    stopped = docker_engine.containers.create(
+        base_image, ["true"], name=f"tpx-stopped-{uuid.uuid4().hex[:6]}"
     )
+    try:
+        assert runtime.running_proxy(docker_engine, stopped.name, wait=1) is None
+        assert runtime.address_on(None, stopped) == ""
+        assert runtime.address_on(stopped, stopped) == ""  # not running: nothing to drain
+    finally:
+        stopped.remove(force=True)
