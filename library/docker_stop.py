@@ -17,6 +17,8 @@ description:
     finish, so new requests get the proxy's 503 with Retry-After rather than a refused
     connection.
   - With O(remove), the containers are removed once stopped.
+  - With O(previous), it acts on the container a replacement beside (module docker_services)
+    kept stopped for each name, not on the named one.
 version_added: "0.1.0"
 author: prosaas-deploy (!UNKNOWN)
 options:
@@ -32,6 +34,13 @@ options:
     default: 30
   remove:
     description: Remove each container once it is stopped.
+    type: bool
+    default: false
+  previous:
+    description: Act, for each of O(names), on the container a replacement beside (module
+      docker_services, V(replace=beside)) kept stopped for a rollback, C(<name>-previous),
+      instead of the named one; O(proxy_backends) and the results then name those
+      containers.
     type: bool
     default: false
   proxy_container:
@@ -64,9 +73,10 @@ EXAMPLES = r"""
     proxy_backends:
       prosaas-api: prosaas-api
       prosaas-calls: prosaas-calls
-- name: Remove the containers kept stopped for a rollback
+- name: Remove the containers a replacement beside kept stopped for a rollback
   docker_stop:
-    names: [prosaas-api-previous, prosaas-calls-previous, worker-previous]
+    names: [prosaas-api, prosaas-calls, worker]
+    previous: true
     remove: true
 """
 
@@ -117,6 +127,7 @@ from ansible.module_utils.prosaas_proxy_runtime import (
     drain,
     running_proxy,
 )
+from ansible.module_utils.prosaas_service import PREVIOUS_SUFFIX
 
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     from docker.errors import APIError
@@ -178,19 +189,26 @@ def remove_all(module: AnsibleModule, found: dict[str, Any]) -> list[str]:
     return present
 
 
+def container_names(params: dict[str, Any]) -> list[str]:
+    """The containers to act on: the named ones, or those a replacement kept for them."""
+    suffix = PREVIOUS_SUFFIX if params["previous"] else ""
+    return [name + suffix for name in params["names"]]
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=docker_argument_spec(
             names={"type": "list", "elements": "str", "required": True},
             timeout={"type": "int", "default": 30},
             remove={"type": "bool", "default": False},
+            previous={"type": "bool", "default": False},
             proxy_container={"type": "str", "default": ""},
             proxy_backends={"type": "dict", "default": {}},
         ),
         supports_check_mode=True,
     )
     client = docker_client(module)
-    names = module.params["names"]
+    names = container_names(module.params)
     found = {name: find_container(client, name) for name in names}
     running = [name for name in names if found[name] is not None and found[name].status in RUNNING]
     actions: dict[str, str] = {}
