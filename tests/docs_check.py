@@ -732,7 +732,7 @@ def value_words(root: Path = ROOT) -> frozenset[str]:
     """Words a quote carries as values, counted neither met nor unmet: the names of the
     containers and of the deploy's phases."""
     flow = (root / "playbooks" / "deploy.yml").read_text(encoding="utf-8")
-    phases = re.findall(r"deploy_(?:entering|phase): (\w+)$", flow, re.M)
+    phases = re.findall(r"deploy_phase:(?:\s+name:)? (\w+)$", flow, re.M)
     return container_names(root) | frozenset(phases)
 
 

@@ -116,6 +116,27 @@ def pending_migrations(plan: dict[str, Any]) -> str:
     return ", ".join(named) or "none"
 
 
+def plan_lines(
+    context: dict[str, Any], plan_run: dict[str, Any], locks: dict[str, Any]
+) -> list[str]:
+    """The plan preflight shows on each host: the pending migrations (on the migration host),
+    the services the release changes, the strategy and the sessions holding locks."""
+    if not context["migrates"]:
+        pending = "planned on the migration host"
+    elif plan_run.get("skipped"):
+        pending = (
+            f"not known until {context['migrate_image']} is pulled (a check run pulls nothing)"
+        )
+    else:
+        pending = pending_migrations(context["plan"])
+    return [
+        f"pending migrations: {pending}",
+        f"services to change: {', '.join(context['changes']['services']) or 'none'}",
+        f"strategy: {context['strategy_note']}",
+        f"lock holders: {locks.get('summary') or 'not checked (no pending migration)'}",
+    ]
+
+
 def phase_durations(marks: dict[str, float]) -> dict[str, float]:
     """Seconds each phase took, from the time each phase (and 'end') was entered."""
     ordered = sorted(marks.items(), key=lambda item: item[1])
@@ -278,7 +299,23 @@ def inventory_problems(lists: dict[str, Any], pins: Any, pinned: str) -> list[st
         for variable, services in lists.items()
         for line in service_problems(services, variable)
     ]
-    return problems + pin_problems(pins, lists.get(pinned))
+    return problems + name_problems(lists) + pin_problems(pins, lists.get(pinned))
+
+
+def name_problems(lists: dict[str, Any]) -> list[str]:
+    """A line per service name that more than one entry of the lists gives: each name is
+    also a container's name and a network alias."""
+    names = [
+        name
+        for services in lists.values()
+        for name in _service_names(services if isinstance(services, list) else [])
+    ]
+    return [
+        f"the service name '{name}' is given {names.count(name)} times"
+        f" ({', '.join(lists)}): each service needs its own name"
+        for name in dict.fromkeys(names)
+        if names.count(name) > 1
+    ]
 
 
 def services_on_host(
@@ -441,6 +478,7 @@ class FilterModule:
             "pinned_images": pinned_images,
             "tag_conflicts": tag_conflicts,
             "image_plan": image_plan,
+            "plan_lines": plan_lines,
             "declared_columns": declared_columns,
             "lint_refusal": lint_refusal,
             "pending_migrations": pending_migrations,

@@ -28,10 +28,12 @@ from tests.conftest import ROOT, run_module
 from tests.pg_cluster import free_loopback_port
 from tests.tls import Issued, ThrowawayCa
 
-spec = importlib.util.spec_from_file_location("proxy_filters", ROOT / "plugins/filter/proxy.py")
+spec = importlib.util.spec_from_file_location(
+    "prosaas_proxy_config", ROOT / "module_utils/prosaas_proxy_config.py"
+)
 assert spec is not None and spec.loader is not None
-proxy_filters = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(proxy_filters)
+proxy_config = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(proxy_config)
 
 PROXY_IMAGE = "prosaas-deploy/proxy:1"
 SERVICE = "ttls-app"
@@ -111,7 +113,7 @@ class TlsStack:
             "service": SERVICE, "port": 8000, "listen": 8000,
             "publish": f"127.0.0.1:{self.api_port}", "health": "/health",
         }  # fmt: skip
-        service = proxy_filters.proxy_service(
+        service = proxy_config.proxy_service(
             [route], PROXY_IMAGE, 5, bind="127.0.0.1", tls_certificate=issued.certificate,
             tls_key=issued.key, http_redirect_port=self.redirect_port,
         )  # fmt: skip

@@ -379,3 +379,17 @@ def test_a_migration_host_lost_while_migrating_points_at_its_migrate_container()
         "the migrate container may still run on infra1: the next deploy waits for it or"
         ' refuses, naming it (RUNBOOK.md "A migrate container was left running")'
     )
+
+
+def test_a_service_name_given_twice_is_one_line_naming_it() -> None:
+    lists = {
+        "prosaas_infra_services": [{"name": "redis", "image": "redis:7"}],
+        "prosaas_app_services": [
+            {"name": "redis", "image": "app:1"},
+            {"name": "worker", "image": "app:1"},
+        ],
+    }
+    assert filters.inventory_problems(lists, {}, "prosaas_app_services") == [
+        "the service name 'redis' is given 2 times (prosaas_infra_services,"
+        " prosaas_app_services): each service needs its own name"
+    ]

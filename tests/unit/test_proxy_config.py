@@ -1,16 +1,8 @@
-"""The proxy's configuration (plugins/filter/proxy.py); HAProxy itself checks it in the e2e and
+"""The proxy's configuration (module_utils/prosaas_proxy_config.py); HAProxy itself checks it in the e2e and
 in tests/integration/test_proxy_tls.py."""
 
-import importlib.util
-
+import prosaas_proxy_config as proxy
 import pytest
-from ansible.errors import AnsibleFilterError
-
-from tests.conftest import ROOT
-
-spec = importlib.util.spec_from_file_location("proxy_filters", ROOT / "plugins/filter/proxy.py")
-proxy = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(proxy)
 
 ROUTES = [
     {"service": "prosaas-api", "port": 8000, "listen": 8000, "publish": "127.0.0.1:8080"},
@@ -67,7 +59,7 @@ def test_the_proxy_service_publishes_each_route_and_carries_its_config() -> None
     ],
 )
 def test_a_malformed_route_list_is_one_line_naming_the_setting(routes: object) -> None:
-    with pytest.raises(AnsibleFilterError, match=r"^prosaas_proxy_routes") as raised:
+    with pytest.raises(ValueError, match=r"^prosaas_proxy_routes") as raised:
         proxy.haproxy_config(routes, 5)
     assert "\n" not in str(raised.value)
 
@@ -158,11 +150,11 @@ def test_no_http_redirect_port_is_no_redirect(port: object) -> None:
     ],
 )
 def test_half_a_tls_setup_is_refused_without_quoting_the_key(settings: dict) -> None:
-    with pytest.raises(AnsibleFilterError, match="inventory check") as raised:
+    with pytest.raises(ValueError, match="inventory check") as raised:
         proxy.proxy_service(ROUTES, "prosaas-deploy/proxy:1", 5, **settings)
     assert "MIIkey" not in str(raised.value)
 
 
 def test_a_route_on_a_port_the_proxy_keeps_is_refused() -> None:
-    with pytest.raises(AnsibleFilterError, match=r"prosaas_proxy_routes\[0\]\.listen is 8480"):
+    with pytest.raises(ValueError, match=r"prosaas_proxy_routes\[0\]\.listen is 8480"):
         proxy.haproxy_config([{**ROUTES[0], "listen": 8480}], 5)

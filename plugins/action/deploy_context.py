@@ -1,0 +1,160 @@
+"""Action plugin: build the deployment context of each host (module_utils/prosaas_context.py)
+and set it as the fact ``deployment``."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+# checkout only: begin. Plugins run on the controller, where Ansible does not put the
+# checkout's module_utils on the path: they are added to ansible.module_utils, the name they
+# import each other by on a host. The prosaas.deploy collection (scripts/collection.py) has
+# none of these lines: it imports module_utils by the collection's name.
+MODULE_UTILS_DIR = str(Path(__file__).resolve().parents[2] / "module_utils")
+ANSIBLE_MODULE_UTILS = importlib.import_module("ansible.module_utils")
+if MODULE_UTILS_DIR not in ANSIBLE_MODULE_UTILS.__path__:
+    ANSIBLE_MODULE_UTILS.__path__.append(MODULE_UTILS_DIR)
+# checkout only: end
+from ansible.module_utils.prosaas_context import ContextError, changed_services, decide, pin, place  # noqa: E402 - path set above
+
+DOCUMENTATION = r"""
+---
+action: deploy_context
+short_description: Build the deployment context of each host, step by step
+description:
+  - Sets the fact C(deployment) on each host: where each service runs, the proxy and its
+    routes, the migration host, the state host, the start batches, the docker host and the
+    lock's leases (O(step=place)); then each image by the digest every host pulled it at
+    (O(step=pin)); then the strategy, the replace mode and what the release changes
+    (O(step=decide)).
+  - Reads the inventory's C(prosaas_*) settings; the inventory check must have passed.
+  - Fails in one line when the hosts pulled a tag at different digests, and on the migration
+    host when the online strategy cannot run a pending migration and no fallback is allowed.
+author: prosaas-deploy (!UNKNOWN)
+options:
+  step:
+    description: Which part of the context to build.
+    type: str
+    choices: [place, pin, decide]
+    required: true
+  pulled:
+    description: With O(step=pin), the name under which each host registered its pull loop.
+    type: str
+  plan:
+    description: With O(step=decide), the name under which the migration host registered
+      the migrate image's C(plan) run (its C(summary) is the plan).
+    type: str
+  compared:
+    description: With O(step=decide), the name under which each host registered the
+      comparison of what runs with the release.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Place the services, the proxy, the migration and the batches on each host
+  deploy_context:
+    step: place
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: C(deployment), the context of the host.
+  returned: success
+  type: dict
+  sample: {deployment: {migration_host: app1, strategy: stop, replace: stop_first}}
+"""
+
+# The context's settings: the inventory variable each is read from (inventories/common.yml
+# sets every one) and, for the optional ones, the value when unset.
+SETTINGS: dict[str, tuple[str, Any]] = {
+    "docker_host": ("prosaas_docker_host", ""),
+    "network": ("prosaas_network", None),
+    "container_prefix": ("prosaas_container_prefix", ""),
+    "service_groups": ("prosaas_service_groups", {}),
+    "infra_services": ("prosaas_infra_services", None),
+    "app_services": ("prosaas_app_services", None),
+    "proxy_routes": ("prosaas_proxy_routes", []),
+    "proxy_image": ("prosaas_proxy_image", None),
+    "proxy_retry_after": ("prosaas_proxy_retry_after", None),
+    "proxy_bind": ("prosaas_proxy_bind", "127.0.0.1"),
+    "proxy_tls_certificate": ("prosaas_proxy_tls_certificate", ""),
+    "proxy_tls_key": ("prosaas_proxy_tls_key", ""),
+    "proxy_http_redirect_port": ("prosaas_proxy_http_redirect_port", 0),
+    "migrate_image": ("prosaas_migrate_image", None),
+    "migration_host": ("prosaas_migration_host", ""),
+    "state_host": ("prosaas_state_host", None),
+    "state_dir": ("prosaas_state_dir", None),
+    "start_batch_size": ("prosaas_start_batch_size", 0),
+    "registry": ("prosaas_registry", {}),
+    "deploy_strategy": ("prosaas_deploy_strategy", "stop"),
+    "online_fallback": ("prosaas_online_fallback", False),
+    "lock_lease_seconds": ("prosaas_lock_lease_seconds", None),
+    "stop_timeout": ("prosaas_stop_timeout", None),
+    "health_timeout": ("prosaas_health_timeout", None),
+    "migrate_timeout": ("prosaas_migrate_timeout", None),
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _VALID_ARGS = frozenset(("step", "pulled", "plan", "compared"))
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        step = self._task.args.get("step")
+        try:
+            context = self._build(step, task_vars)
+        except ContextError as error:
+            return {**result, "failed": True, "msg": str(error)}
+        return {**result, "changed": False, "ansible_facts": {"deployment": context}}
+
+    def _build(self, step: Any, task_vars: dict[str, Any]) -> dict[str, Any]:
+        if step == "place":
+            return place(
+                self._settings(task_vars),
+                task_vars["inventory_hostname"],
+                list(task_vars.get("group_names") or []),
+                list(task_vars["ansible_play_hosts_all"]),
+            )
+        context = self._value(task_vars["deployment"])
+        if step == "pin":
+            pulled = self._task.args["pulled"]
+            pulls = [
+                self._host_var(task_vars, h, pulled) for h in task_vars["ansible_play_hosts_all"]
+            ]
+            return pin(context, pulls, self._host_var(task_vars, context["host"], pulled))
+        if step == "decide":
+            plan = self._host_var(task_vars, context["migration_host"], self._task.args["plan"])
+            compared = {
+                host: changed_services(self._host_var(task_vars, host, self._task.args["compared"]))
+                for host in task_vars["ansible_play_hosts_all"]
+            }
+            return decide(
+                context, (plan or {}).get("summary") or {}, compared, self._settings(task_vars)
+            )
+        raise ContextError(f"deploy_context: step is {step!r}; it must be place, pin or decide")
+
+    def _settings(self, task_vars: dict[str, Any]) -> dict[str, Any]:
+        settings = {}
+        for key, (variable, unset) in SETTINGS.items():
+            if variable in task_vars:
+                settings[key] = self._value(task_vars[variable])
+            elif unset is None:
+                raise ContextError(
+                    f"{variable} is not set: the inventory must include inventories/common.yml"
+                    " (group_vars/all/common.yml) or set it"
+                )
+            else:
+                settings[key] = unset
+        return settings
+
+    def _host_var(self, task_vars: dict[str, Any], host: str, name: str) -> Any:
+        return self._value(task_vars["hostvars"][host].get(name))
+
+    def _value(self, value: Any) -> Any:
+        return self._templar.template(value)
