@@ -1,5 +1,5 @@
-"""The proxy's configuration (module_utils/prosaas_proxy_config.py); HAProxy itself checks it in the e2e and
-in tests/integration/test_proxy_tls.py."""
+"""The proxy's configuration (module_utils/prosaas_proxy_config.py); HAProxy itself checks it
+in the e2e and in tests/integration/test_proxy_tls.py."""
 
 import prosaas_proxy_config as proxy
 import pytest

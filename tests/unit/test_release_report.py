@@ -59,7 +59,7 @@ MIGRATE_SUMMARY = {
 
 
 def host_report(host: str, *, migrates: bool = True, **changes: Any) -> dict[str, Any]:
-    """One host's report, as deploy_outcome (module_utils/prosaas_outcome.py deploy_report) makes it."""
+    """One host's report, as module_utils/prosaas_outcome.py's deploy_report makes it."""
     report = {
         "release": "20261124T181744Z-v2",
         "version": "v2",
