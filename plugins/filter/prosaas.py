@@ -434,6 +434,20 @@ def online_refusal(migrations: list[dict[str, Any]]) -> str:
     )
 
 
+HOST_CHECK = "prosaas-host-check: "
+
+
+def host_check_problems(answer: dict[str, Any]) -> str:
+    """What a host lacks for a deploy, from its answer to preflight's raw host check: the
+    check's own line ('ready' when nothing), else all the host said when the check did not
+    run (no Python, no shell)."""
+    for line in answer.get("stdout_lines") or []:
+        if line.strip().startswith(HOST_CHECK):
+            return line.strip().split(": ", 1)[1]
+    said = " ".join(str(answer.get(key) or "") for key in ("stdout", "stderr", "msg"))
+    return f"the check did not run: {' '.join(said.split())}".strip()
+
+
 def inventory_options(sources: list[str], project_dir: str) -> str:
     """The -i options of this run's inventories, relative to the project as operators type
     them: ansible_inventory_sources, project_dir (the folder of deploy.yml)."""
@@ -470,6 +484,7 @@ class FilterModule:
         return {
             "service_images": service_images,
             "inventory_options": inventory_options,
+            "host_check_problems": host_check_problems,
             "lost_hosts_reason": lost_hosts_reason,
             "strategy_problems": strategy_problems,
             "offline_migrations": offline_migrations,

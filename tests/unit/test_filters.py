@@ -393,3 +393,13 @@ def test_a_service_name_given_twice_is_one_line_naming_it() -> None:
         "the service name 'redis' is given 2 times (prosaas_infra_services,"
         " prosaas_app_services): each service needs its own name"
     ]
+
+
+def test_a_host_check_answer_is_its_line_or_all_the_host_said() -> None:
+    answer = {"stdout_lines": ["noise", " prosaas-host-check: no docker SDK (pip) "]}
+    assert filters.host_check_problems(answer) == "no docker SDK (pip)"
+    assert filters.host_check_problems({"stdout_lines": ["prosaas-host-check: ready"]}) == "ready"
+    silent = {"stdout": "", "stderr": "/bin/sh: 1: python3:\n not found", "msg": "rc 127"}
+    assert filters.host_check_problems(silent) == (
+        "the check did not run: /bin/sh: 1: python3: not found rc 127"
+    )
