@@ -301,7 +301,7 @@ def test_5_v2_that_never_turns_healthy_rolls_back_to_v1(
     run = stack.deploy(
         version,
         prosaas_migrate_image="prosaas-demo/migrate:v2",
-        service_up_wait_timeout=20,  # the unhealthy image is given 20 s, not the default 120
+        services_wait_timeout=20,  # the unhealthy image is given 20 s, not the default 120
     )
 
     failed = assert_rolled_back(stack, run, "start", v1)

@@ -132,7 +132,7 @@ def service_never_healthy(s: FaultStack) -> DeployRun:
     return s.stack.deploy(
         s.unhealthy_version,
         prosaas_migrate_image="prosaas-demo/migrate:v2",
-        service_up_wait_timeout=15,
+        services_wait_timeout=15,
     )
 
 
@@ -146,7 +146,7 @@ def redis_never_healthy(s: FaultStack) -> DeployRun:
     for service in infra:
         if service["name"] == "redis":
             service["healthcheck"] = {"test": ["CMD", "false"], "interval": 0.5, "retries": 1}
-    return s.stack.deploy("v2", prosaas_infra_services=infra, service_up_wait_timeout=10)
+    return s.stack.deploy("v2", prosaas_infra_services=infra, services_wait_timeout=10)
 
 
 def redeploy_v1_with_the_inventory(s: FaultStack, _: DeployRun) -> None:

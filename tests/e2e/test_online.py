@@ -199,7 +199,7 @@ def never_healthy(s: FaultStack) -> DeployRun:
     return s.stack.deploy(
         s.unhealthy_version,
         prosaas_migrate_image="prosaas-demo/migrate:v2",
-        service_up_wait_timeout=15,
+        services_wait_timeout=15,
         **ONLINE,
     )
 

@@ -316,7 +316,7 @@ def test_a_v3_that_never_turns_healthy_rolls_back_to_v2(
     v2 = ssh_stack.history()[-1]
     version = unhealthy_app_image.split(":")[1]
     run = ssh_stack.deploy(
-        version, prosaas_migrate_image="prosaas-demo/migrate:v2", service_up_wait_timeout=15
+        version, prosaas_migrate_image="prosaas-demo/migrate:v2", services_wait_timeout=15
     )
 
     assert run.rc != 0, run.describe()
@@ -475,7 +475,7 @@ def test_a_release_from_the_registry_runs_and_rolls_back_by_digest(
             assert f"{name}: runs {good}, would run {moved}" in plan, "\n".join(plan)
         assert {ssh_stack.image(name) for name in APP_SERVICES} == {good}
 
-        again = ssh_stack.deploy("v2", service_up_wait_timeout=10, **from_registry)
+        again = ssh_stack.deploy("v2", services_wait_timeout=10, **from_registry)
         assert again.rc != 0, again.describe()
         assert f"rolled back to release {record['id']} (healthy)" in again.failure, again.describe()
         failed = ssh_stack.history()[-1]

@@ -23,7 +23,11 @@ KNOWN_SERVICE_LISTS = {
     "runbook services: runbook_app_services",
     "runbook status: runbook_infra_services",
     "runbook status: runbook_app_services",
-    "service_up main: service_up_services",
+    "services up: services_wanted",
+    "services stop: services_wanted",
+    "services release: services_infra_services",
+    "services release: services_app_services",
+    "services drop-previous: services_wanted",
 }
 
 
