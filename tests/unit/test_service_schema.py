@@ -15,10 +15,8 @@ from tests.conftest import ROOT
 # Where the roles take service entries; any other option whose entries name an image is
 # found and checked too.
 KNOWN_SERVICE_LISTS = {
-    "preflight main: preflight_services",
     "preflight database: preflight_compare_services",
     "preflight database: preflight_database_services",
-    "rollback main: rollback_services",
     "runbook services: runbook_infra_services",
     "runbook services: runbook_app_services",
     "runbook status: runbook_infra_services",
