@@ -262,7 +262,7 @@ MIGRATE_ESSENTIALS = ("host", "exit_code", "duration")
 
 def release_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """What the release history keeps of a deploy's reports (one per host, as
-    deploy_outcome makes them, module_utils/prosaas_outcome.py): the outcome, the strategy, the longest
+    module_utils/prosaas_outcome.py makes them): the outcome, the strategy, the longest
     downtime, the failed phase, the migrate run (exit code, seconds and the migrator's JSON
     summary, not its log), the verify counts, and per host its phases, downtime and rollback.
 

@@ -397,6 +397,9 @@ def container_names(root: Path = ROOT) -> frozenset[str]:
     code = _code_texts(root, *PLAYBOOKS_AND_TASKS, "roles/*/defaults/*.yml")
     one_shots = re.findall(r"\w*container_prefix \}\}([\w-]+)", code)
     one_shots += re.findall(r"container_prefix[^}]*?~\s*'([\w-]+)'", code)
+    # The proxy's container: the prefix, then the deployment context's PROXY.
+    context_code = _code_texts(root, "module_utils/prosaas_context.py")
+    one_shots += re.findall(r'^PROXY = "([\w-]+)"', context_code, re.M)
     service_code = _code_texts(root, "module_utils/prosaas_service.py")
     suffixes = re.findall(r'^\w+_SUFFIX = "([\w-]+)"', service_code, re.M)
     switched = {name + suffix for name in services for suffix in suffixes}
@@ -732,7 +735,8 @@ def value_words(root: Path = ROOT) -> frozenset[str]:
     """Words a quote carries as values, counted neither met nor unmet: the names of the
     containers and of the deploy's phases."""
     flow = (root / "playbooks" / "deploy.yml").read_text(encoding="utf-8")
-    phases = re.findall(r"deploy_phase:(?:\s+name:)? (\w+)$", flow, re.M)
+    # validate and lock come before the first phase the flow enters with deploy_phase.
+    phases = ["validate", "lock", *re.findall(r"deploy_phase:\s+name: (\w+)$", flow, re.M)]
     return container_names(root) | frozenset(phases)
 
 

@@ -25,11 +25,11 @@ DOCUMENTATION = r"""
 action: deploy_context
 short_description: Build the deployment context of each host, step by step
 description:
-  - Sets the fact C(deployment) on each host: where each service runs, the proxy and its
-    routes, the migration host, the state host, the start batches, the docker host and the
-    lock's leases (O(step=place)); then each image by the digest every host pulled it at
-    (O(step=pin)); then the strategy, the replace mode and what the release changes
-    (O(step=decide)).
+  - Sets the fact C(deployment) on each host. O(step=place) says where each service runs,
+    the proxy and its routes, the migration host, the state host, the start batches, the
+    docker host and the lock's leases; O(step=pin) names each image by the digest every host
+    pulled it at; O(step=decide) adds the strategy, the replace mode and what the release
+    changes.
   - Reads the inventory's C(prosaas_*) settings; the inventory check must have passed.
   - Fails in one line when the hosts pulled a tag at different digests, and on the migration
     host when the online strategy cannot run a pending migration and no fallback is allowed.

@@ -13,7 +13,8 @@ action: deploy_phase
 short_description: Enter a phase of the deploy
 description:
   - Sets the facts C(deploy_phase) (a failure names it) and C(deploy_marks) (when each phase
-    started: the report's timings and downtime).
+    started, for the report's timings and downtime). Before the first phase it enters, a
+    deploy is in its validate phase, which began at C(deploy_started).
   - With O(lease), first renews the deploy lock's lease on the state host for that many
     seconds (the task delegates to the state host and runs once); in check mode, which
     writes no lock, it renews nothing.
@@ -64,7 +65,9 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         name = self._task.args["name"]
-        marks = dict(self._templar.template(task_vars.get("deploy_marks") or {}))
+        # Before the first phase it enters, a deploy is validating, since deploy_started.
+        started = {"validate": float(self._templar.template(task_vars.get("deploy_started", 0)))}
+        marks = dict(self._templar.template(task_vars.get("deploy_marks") or started))
         facts = {"deploy_phase": name, "deploy_marks": {**marks, name: time.time()}}
         lease = int(self._task.args.get("lease") or 0)
         if lease and not self._task.check_mode:

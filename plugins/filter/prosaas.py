@@ -116,6 +116,47 @@ def pending_migrations(plan: dict[str, Any]) -> str:
     return ", ".join(named) or "none"
 
 
+def release_named(history: dict[str, Any], which: str) -> dict[str, Any]:
+    """The release WHICH names in HISTORY (release_state's read.yml): 'current', 'previous'
+    or a release id; {} when there is none."""
+    if which in ("current", "previous"):
+        return history.get(which) or {}
+    return next((r for r in history.get("releases") or [] if r.get("id") == which), {})
+
+
+def started_lines(started: dict[str, Any]) -> list[str]:
+    """What a started release runs (services's release.yml sets STARTED): each app service
+    with its image, and how long each took to be healthy."""
+    services = started.get("services") or []
+    waited = started.get("waited") or {}
+    return [
+        *(f"{s['service']}  {(s.get('container') or {}).get('image', '-')}" for s in services),
+        "healthy after (s): "
+        + (
+            ", ".join(f"{name} {took}" for name, took in sorted(waited.items()))
+            or "none waited for"
+        ),
+    ]
+
+
+def rollback_lines(record: dict[str, Any], recorded: bool, killed: str) -> list[str]:
+    """What rollback.yml says after the start: the killed deploy it marked failed (KILLED,
+    '' for none), then whether the rollback RECORD was RECORDED or the history already said so."""
+    lines = [f"marked the killed deploy {killed} failed"] if killed else []
+    if recorded:
+        back = record["rolled_back_from"]
+        return [
+            *lines,
+            f"recorded in the release history as {record['id']} (rolled back from {back}):"
+            f" it is the current release now; back with `-e prosaas_rollback_to={back}`",
+        ]
+    return [
+        *lines,
+        "the release history already says so:"
+        f" the current release {record['id']} runs these images",
+    ]
+
+
 def plan_lines(
     context: dict[str, Any], plan_run: dict[str, Any], locks: dict[str, Any]
 ) -> list[str]:
@@ -494,6 +535,9 @@ class FilterModule:
             "tag_conflicts": tag_conflicts,
             "image_plan": image_plan,
             "plan_lines": plan_lines,
+            "started_lines": started_lines,
+            "release_named": release_named,
+            "rollback_lines": rollback_lines,
             "declared_columns": declared_columns,
             "lint_refusal": lint_refusal,
             "pending_migrations": pending_migrations,

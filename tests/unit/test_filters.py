@@ -403,3 +403,36 @@ def test_a_host_check_answer_is_its_line_or_all_the_host_said() -> None:
     assert filters.host_check_problems(silent) == (
         "the check did not run: /bin/sh: 1: python3: not found rc 127"
     )
+
+
+def test_a_release_is_named_current_previous_or_by_its_id() -> None:
+    history = {"current": {"id": "r2"}, "previous": None, "releases": [{"id": "r1"}, {"id": "r2"}]}
+    assert filters.release_named(history, "current") == {"id": "r2"}
+    assert filters.release_named(history, "previous") == {}
+    assert filters.release_named(history, "r1") == {"id": "r1"}
+    assert filters.release_named(history, "r9") == {}
+
+
+def test_a_started_release_lists_each_service_image_and_its_wait() -> None:
+    started = {
+        "services": [{"service": "worker", "container": {"image": "app:v1"}}, {"service": "x"}],
+        "waited": {"worker": 2.5},
+    }
+    assert filters.started_lines(started) == [
+        "worker  app:v1",
+        "x  -",
+        "healthy after (s): worker 2.5",
+    ]
+    assert filters.started_lines({}) == ["healthy after (s): none waited for"]
+
+
+def test_a_rollback_says_what_it_recorded_or_that_the_history_already_said_so() -> None:
+    record = {"id": "r3-rollback-v1", "rolled_back_from": "r2"}
+    assert filters.rollback_lines(record, True, "r2") == [
+        "marked the killed deploy r2 failed",
+        "recorded in the release history as r3-rollback-v1 (rolled back from r2): it is the current"
+        " release now; back with `-e prosaas_rollback_to=r2`",
+    ]
+    assert filters.rollback_lines({"id": "r1"}, False, "") == [
+        "the release history already says so: the current release r1 runs these images"
+    ]
