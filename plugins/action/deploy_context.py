@@ -95,6 +95,8 @@ SETTINGS: dict[str, tuple[str, Any]] = {
     "stop_timeout": ("prosaas_stop_timeout", None),
     "health_timeout": ("prosaas_health_timeout", None),
     "migrate_timeout": ("prosaas_migrate_timeout", None),
+    "leftover_migrate_wait": ("prosaas_leftover_migrate_wait", None),
+    "backfill_timeout": ("prosaas_backfill_timeout", None),
 }
 
 

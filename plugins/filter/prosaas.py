@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-import json
-import sys
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -12,46 +10,27 @@ from ansible.errors import AnsibleFilterError
 
 # checkout only: begin. The shape of a service entry is declared once, in module_utils
 # (docker_services's argument spec); filters run on the controller, where Ansible does not put
-# the checkout's module_utils on the path. The prosaas.deploy collection (scripts/collection.py)
+# the checkout's module_utils on the path: they are added to ansible.module_utils, the name
+# they import each other by on a host. The prosaas.deploy collection (scripts/collection.py)
 # has none of these lines: it imports module_utils by the collection's name.
-MODULE_UTILS_DIR = Path(__file__).resolve().parents[2] / "module_utils"
-if str(MODULE_UTILS_DIR) not in sys.path:
-    sys.path.append(str(MODULE_UTILS_DIR))
+MODULE_UTILS_DIR = str(Path(__file__).resolve().parents[2] / "module_utils")
+ANSIBLE_MODULE_UTILS = importlib.import_module("ansible.module_utils")
+if MODULE_UTILS_DIR not in ANSIBLE_MODULE_UTILS.__path__:
+    ANSIBLE_MODULE_UTILS.__path__.append(MODULE_UTILS_DIR)
 # checkout only: end
-from prosaas_retention import retained_images  # noqa: E402 - needs the path set up just above
-from prosaas_schema import SERVICE_OPTIONS  # noqa: E402 - needs the path set up just above
-
-
-def service_images(services: list[dict[str, Any]]) -> dict[str, str]:
-    """The image each service runs, by service name."""
-    return {service["name"]: service["image"] for service in services}
+from ansible.module_utils.prosaas_context import service_images  # noqa: E402 - path set above
+from ansible.module_utils.prosaas_outcome import (  # noqa: E402 - path set above
+    failure_reason,
+    inventory_options,
+)
+from ansible.module_utils.prosaas_retention import retained_images  # noqa: E402 - path set above
+from ansible.module_utils.prosaas_schema import SERVICE_OPTIONS  # noqa: E402 - path set above
 
 
 def with_images(services: list[dict[str, Any]], images: dict[str, str]) -> list[dict[str, Any]]:
     """The same services on other images (a previous release's); unnamed ones keep theirs."""
     return [
         {**service, "image": images.get(service["name"], service["image"])} for service in services
-    ]
-
-
-def pinned_images(services: list[dict[str, Any]], digests: dict[str, str]) -> list[dict[str, Any]]:
-    """The same services on the digest each one's image was pulled at, where it was pulled."""
-    return [
-        {**service, "image": digests.get(service["image"], service["image"])}
-        for service in services
-    ]
-
-
-def tag_conflicts(pulls: list[dict[str, str]]) -> list[str]:
-    """A line per image reference that the hosts' pulls (reference -> digest) pinned apart."""
-    seen: dict[str, set[str]] = {}
-    for digests in pulls:
-        for reference, pinned in digests.items():
-            seen.setdefault(reference, set()).add(pinned)
-    return [
-        f"{reference} is at {' and '.join(sorted(pinned))}"
-        for reference, pinned in seen.items()
-        if len(pinned) > 1
     ]
 
 
@@ -176,53 +155,6 @@ def plan_lines(
         f"strategy: {context['strategy_note']}",
         f"lock holders: {locks.get('summary') or 'not checked (no pending migration)'}",
     ]
-
-
-def phase_durations(marks: dict[str, float]) -> dict[str, float]:
-    """Seconds each phase took, from the time each phase (and 'end') was entered."""
-    ordered = sorted(marks.items(), key=lambda item: item[1])
-    return {
-        name: round(following[1] - started, 2)
-        for (name, started), following in itertools.pairwise(ordered)
-    }
-
-
-def downtime(marks: dict[str, float], first: str = "stop", last: str = "record") -> float | None:
-    """Seconds from the first app service stopped to the last one healthy again."""
-    if first not in marks or last not in marks:
-        return None
-    return round(marks[last] - marks[first], 2)
-
-
-def failure_reason(result: dict[str, Any] | None) -> str:
-    """One line out of a failed task's result, a loop's failed item included."""
-    result = result or {}
-    for item in result.get("results") or []:
-        if isinstance(item, dict) and item.get("failed"):
-            return failure_reason(item)
-    message = str(result.get("msg") or "unknown failure").strip()
-    if "rc" in result and message == "non-zero return code":  # a command: what it said last
-        said = _last_line(result.get("stderr")) or _last_line(result.get("stdout"))
-        message = f"exit code {result['rc']}" + (f": {said}" if said else "")
-    return " ".join(message.split()) or "unknown failure"
-
-
-def _last_line(text: Any) -> str:
-    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-def last_json_line(text: str) -> dict[str, Any]:
-    """The one-line JSON summary a migrator command ends with; {} when there is none."""
-    for raw in reversed((text or "").splitlines()):
-        line = raw.strip()
-        if line.startswith("{") and line.endswith("}"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            return value if isinstance(value, dict) else {}
-    return {}
 
 
 def _seconds(value: Any) -> str:
@@ -359,16 +291,6 @@ def name_problems(lists: dict[str, Any]) -> list[str]:
     ]
 
 
-def services_on_host(
-    services: list[dict[str, Any]], service_groups: dict[str, str], host_groups: list[str]
-) -> list[dict[str, Any]]:
-    """The SERVICES a host in HOST_GROUPS runs: all of them when SERVICE_GROUPS (service name
-    -> inventory group) is empty, as on a one-host inventory; else those of its groups."""
-    if not service_groups:
-        return services
-    return [service for service in services if service_groups.get(service["name"]) in host_groups]
-
-
 def _group_problems(service_groups: dict[Any, Any], names: list[str], groups: dict) -> list[str]:
     problems = [
         f"prosaas_service_groups names '{name}', which is not a service ({', '.join(names)})"
@@ -451,30 +373,6 @@ def strategy_problems(strategy: Any, fallback: Any) -> list[str]:
     return problems
 
 
-def offline_migrations(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """The plan's pending migrations that the running release cannot live with."""
-    return [
-        migration
-        for migration in plan.get("migrations") or []
-        if migration.get("status") == "pending" and migration.get("class") != "online"
-    ]
-
-
-def online_refusal(migrations: list[dict[str, Any]]) -> str:
-    """One line naming, for each migration of MIGRATIONS, the statement that makes it
-    offline and why."""
-    named = []
-    for migration in migrations:
-        first = (migration.get("class_reasons") or [{}])[0]
-        why = f"line {first['line']}: {first['reason']}" if first else "class not known"
-        named.append(f"{migration['file']} ({why})")
-    return (
-        f"the online strategy needs every pending migration to be online, and {'; '.join(named)}"
-        f" {'is' if len(named) == 1 else 'are'} not: deploy with prosaas_deploy_strategy=stop,"
-        " or set prosaas_online_fallback: true to let such a deploy stop the app services"
-    )
-
-
 HOST_CHECK = "prosaas-host-check: "
 
 
@@ -489,50 +387,14 @@ def host_check_problems(answer: dict[str, Any]) -> str:
     return f"the check did not run: {' '.join(said.split())}".strip()
 
 
-def inventory_options(sources: list[str], project_dir: str) -> str:
-    """The -i options of this run's inventories, relative to the project as operators type
-    them: ansible_inventory_sources, project_dir (the folder of deploy.yml)."""
-    prefix = project_dir.rstrip("/") + "/"
-    return " ".join(f"-i {source.removeprefix(prefix)}" for source in sources)
-
-
-def lost_hosts_reason(
-    lost: list[str], phases: dict[str, str], inventories: str, migration_host: str
-) -> str:
-    """Why a deploy failed when the hosts LOST stopped answering (each in the phase PHASES
-    names), and the command that brings each to the release the others run once it answers."""
-    where = ", ".join(f"{host} (in phase {phases.get(host, 'unknown')})" for host in lost)
-    limit = ",".join(lost)
-    host, was, answers, it = (
-        ("host", "was", "it answers", "it") if len(lost) == 1
-        else ("hosts", "were", "they answer", "them")
-    )  # fmt: skip
-    reason = (
-        f"{host} {where} stopped answering over SSH and {was} not rolled back; once {answers},"
-        f" run ansible-playbook {inventories} playbooks/start.yml --limit {limit}"
-        f" to bring {it} to the release the other hosts run"
-    )
-    if phases.get(migration_host) == "migrate" and migration_host in lost:
-        reason += (
-            f"; the migrate container may still run on {migration_host}: the next deploy waits"
-            ' for it or refuses, naming it (RUNBOOK.md "A migrate container was left running")'
-        )
-    return reason
-
-
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "service_images": service_images,
             "inventory_options": inventory_options,
             "host_check_problems": host_check_problems,
-            "lost_hosts_reason": lost_hosts_reason,
             "strategy_problems": strategy_problems,
-            "offline_migrations": offline_migrations,
-            "online_refusal": online_refusal,
             "with_images": with_images,
-            "pinned_images": pinned_images,
-            "tag_conflicts": tag_conflicts,
             "image_plan": image_plan,
             "plan_lines": plan_lines,
             "started_lines": started_lines,
@@ -542,14 +404,10 @@ class FilterModule:
             "lint_refusal": lint_refusal,
             "pending_migrations": pending_migrations,
             "deploy_summary": deploy_summary,
-            "phase_durations": phase_durations,
-            "downtime": downtime,
             "failure_reason": failure_reason,
-            "last_json_line": last_json_line,
             "inventory_problems": inventory_problems,
             "placement_problems": placement_problems,
             "run_problems": run_problems,
-            "services_on_host": services_on_host,
             "retained_images": retained_images,
             "retention_problems": retention_problems,
         }

@@ -5,6 +5,8 @@ import re
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils import prosaas_context as context
+from ansible.module_utils import prosaas_outcome as outcome
 from prosaas_schema import SERVICE_OPTIONS
 
 from tests.conftest import ROOT
@@ -20,7 +22,7 @@ SERVICES = [
 
 
 def test_service_images_maps_names_to_images() -> None:
-    assert filters.service_images(SERVICES) == {"prosaas-api": "app:v2", "worker": "app:v2"}
+    assert context.service_images(SERVICES) == {"prosaas-api": "app:v2", "worker": "app:v2"}
 
 
 def test_with_images_swaps_only_the_named_services_and_keeps_the_rest() -> None:
@@ -32,14 +34,14 @@ def test_with_images_swaps_only_the_named_services_and_keeps_the_rest() -> None:
 
 def test_phase_durations_follow_the_order_of_the_marks() -> None:
     marks = {"stop": 12.0, "validate": 10.0, "start": 15.5, "end": 16.0}
-    assert filters.phase_durations(marks) == {"validate": 2.0, "stop": 3.5, "start": 0.5}
+    assert outcome.phase_durations(marks) == {"validate": 2.0, "stop": 3.5, "start": 0.5}
 
 
 def test_downtime_runs_from_the_stop_to_the_last_healthy_service() -> None:
     marks = {"validate": 1.0, "stop": 2.0, "record": 9.25, "end": 10.0}
-    assert filters.downtime(marks) == 7.25
-    assert filters.downtime(marks, "stop", "end") == 8.0
-    assert filters.downtime({"validate": 1.0}) is None
+    assert outcome.downtime(marks) == 7.25
+    assert outcome.downtime(marks, "stop", "end") == 8.0
+    assert outcome.downtime({"validate": 1.0}) is None
 
 
 def test_failure_reason_takes_the_failed_loop_item_on_one_line() -> None:
@@ -50,18 +52,11 @@ def test_failure_reason_takes_the_failed_loop_item_on_one_line() -> None:
             {"failed": True, "msg": "service worker: not healthy after 8 s\n(status running)"},
         ],
     }
-    assert filters.failure_reason(result) == (
+    assert outcome.failure_reason(result) == (
         "service worker: not healthy after 8 s (status running)"
     )
-    assert filters.failure_reason({"msg": "plain"}) == "plain"
-    assert filters.failure_reason(None) == "unknown failure"
-
-
-def test_last_json_line_finds_the_migrator_summary() -> None:
-    log = 'log line\n{"command": "up", "applied": [109]}\n'
-    assert filters.last_json_line(log) == {"command": "up", "applied": [109]}
-    assert filters.last_json_line("no summary {") == {}
-    assert filters.last_json_line("") == {}
+    assert outcome.failure_reason({"msg": "plain"}) == "plain"
+    assert outcome.failure_reason(None) == "unknown failure"
 
 
 def test_deploy_summary_names_outcome_images_and_rollback() -> None:
@@ -180,10 +175,10 @@ def test_failure_reason_of_a_command_is_its_last_error_line() -> None:
         "stdout": '{"command": "lint", "exit_code": 4}',
         "stderr": "\nerror: 0109_call_log_timing.sql:4: adds-column wants 'table.column type'\n",
     }
-    assert filters.failure_reason(result) == (
+    assert outcome.failure_reason(result) == (
         "exit code 4: error: 0109_call_log_timing.sql:4: adds-column wants 'table.column type'"
     )
-    assert filters.failure_reason({"rc": 1, "msg": "non-zero return code"}) == "exit code 1"
+    assert outcome.failure_reason({"rc": 1, "msg": "non-zero return code"}) == "exit code 1"
 
 
 PLACED = {"redis": "prosaas_infra", "prosaas-api": "prosaas_api", "worker": "prosaas_worker"}
@@ -197,13 +192,13 @@ INVENTORY_GROUPS = {
 
 
 def test_services_on_host_follow_the_groups_of_the_host() -> None:
-    on_api2 = filters.services_on_host(
+    on_api2 = context.services_on_host(
         PLACED_SERVICES, PLACED, ["prosaas", "prosaas_api", "prosaas_worker"]
     )
     assert [service["name"] for service in on_api2] == ["prosaas-api", "worker"]
-    assert filters.services_on_host(PLACED_SERVICES, PLACED, ["prosaas"]) == []
+    assert context.services_on_host(PLACED_SERVICES, PLACED, ["prosaas"]) == []
     # No placement: one host runs everything.
-    assert filters.services_on_host(PLACED_SERVICES, {}, ["prosaas"]) == PLACED_SERVICES
+    assert context.services_on_host(PLACED_SERVICES, {}, ["prosaas"]) == PLACED_SERVICES
 
 
 def test_placement_problems_accept_a_placed_inventory() -> None:
@@ -257,7 +252,7 @@ def test_pinned_images_swaps_each_pulled_image_for_its_digest() -> None:
         {"name": "api", "image": "prosaas-demo/app:v2"},
         {"name": "redis", "image": "redis:7"},
     ]
-    assert filters.pinned_images(services, digests) == [
+    assert context.pinned_images(services, digests) == [
         {"name": "api", "image": "prosaas-demo/app@sha256:222"},
         {"name": "redis", "image": "redis:7"},
     ]
@@ -307,8 +302,8 @@ def test_declared_columns_refuse_a_version_the_image_does_not_have() -> None:
 
 def test_tag_conflicts_names_a_tag_the_hosts_pulled_at_two_digests() -> None:
     pulls = [{"app:v2": "app@sha256:1", "redis:7": "redis@sha256:9"}, {"app:v2": "app@sha256:2"}]
-    assert filters.tag_conflicts(pulls) == ["app:v2 is at app@sha256:1 and app@sha256:2"]
-    assert filters.tag_conflicts([{"app:v2": "app@sha256:1"}, {"app:v2": "app@sha256:1"}]) == []
+    assert context.tag_conflicts(pulls) == ["app:v2 is at app@sha256:1 and app@sha256:2"]
+    assert context.tag_conflicts([{"app:v2": "app@sha256:1"}, {"app:v2": "app@sha256:1"}]) == []
 
 
 @pytest.mark.parametrize(
@@ -340,9 +335,9 @@ def test_online_refusal_names_each_offline_file_its_line_and_why() -> None:
             },
         ]
     }
-    offline = filters.offline_migrations(plan)
+    offline = context.offline_migrations(plan)
     assert [m["file"] for m in offline] == ["0111_c.sql"]
-    line = filters.online_refusal(offline)
+    line = context.online_refusal(offline)
     assert "0111_c.sql (line 4: SET NOT NULL scans call_log) is not" in line
     assert "prosaas_deploy_strategy=stop" in line and "prosaas_online_fallback" in line
     assert "\n" not in line
@@ -350,12 +345,12 @@ def test_online_refusal_names_each_offline_file_its_line_and_why() -> None:
 
 def test_inventory_options_are_relative_to_the_project_as_operators_type_them() -> None:
     sources = ["/srv/prosaas-deploy/inventories/staging", "/etc/ansible/extra.yml"]
-    options = filters.inventory_options(sources, "/srv/prosaas-deploy")
+    options = outcome.inventory_options(sources, "/srv/prosaas-deploy")
     assert options == "-i inventories/staging -i /etc/ansible/extra.yml"
 
 
 def test_a_lost_host_reason_names_the_host_its_phase_and_the_command_that_recovers_it() -> None:
-    reason = filters.lost_hosts_reason(
+    reason = outcome.lost_hosts_reason(
         ["worker1"], {"worker1": "stop"}, "-i inventories/staging", "infra1"
     )
     assert reason.startswith(
@@ -369,7 +364,7 @@ def test_a_lost_host_reason_names_the_host_its_phase_and_the_command_that_recove
 
 
 def test_a_migration_host_lost_while_migrating_points_at_its_migrate_container() -> None:
-    reason = filters.lost_hosts_reason(
+    reason = outcome.lost_hosts_reason(
         ["infra1", "worker1"], {"infra1": "migrate", "worker1": "migrate"}, "-i x", "infra1"
     )
     assert reason.startswith("hosts infra1 (in phase migrate), worker1 (in phase migrate) stopped")

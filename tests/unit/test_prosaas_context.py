@@ -45,6 +45,8 @@ SETTINGS = {
     "stop_timeout": 30,
     "health_timeout": 60,
     "migrate_timeout": 1800,
+    "leftover_migrate_wait": 60,
+    "backfill_timeout": 7200,
 }
 GROUPS = {"redis": "infra", "prosaas-api": "infra", "prosaas-calls": "calls", "worker": "jobs"}
 
@@ -90,6 +92,8 @@ def test_the_lease_arithmetic_covers_each_renewal() -> None:
         "begin": 210,
         "migrate": 120 + 1800 + (60 + 30) * 3,
         "rollback": 210,
+        "manual_migrate": 120 + 60 + 60 + 1800,
+        "backfill": 120 + 7200,
     }
 
 
