@@ -51,6 +51,11 @@ options:
     description: With O(step=decide), the name under which each host registered the
       comparison of what runs with the release.
     type: str
+  strategy:
+    description: With O(step=decide), the strategy asked for, C(stop) or C(online);
+      C(prosaas_deploy_strategy) when omitted.
+    type: str
+    choices: [stop, online]
 """
 
 EXAMPLES = r"""
@@ -103,7 +108,7 @@ SETTINGS: dict[str, tuple[str, Any]] = {
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _VALID_ARGS = frozenset(("step", "pulled", "plan", "compared"))
+    _VALID_ARGS = frozenset(("step", "pulled", "plan", "compared", "strategy"))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -136,9 +141,10 @@ class ActionModule(ActionBase):
                 host: changed_services(self._host_var(task_vars, host, self._task.args["compared"]))
                 for host in task_vars["ansible_play_hosts_all"]
             }
-            return decide(
-                context, (plan or {}).get("summary") or {}, compared, self._settings(task_vars)
-            )
+            settings = self._settings(task_vars)
+            asked = self._task.args.get("strategy") or settings["deploy_strategy"]
+            summary = (plan or {}).get("summary") or {}
+            return decide(context, summary, compared, {**settings, "deploy_strategy": asked})
         raise ContextError(f"deploy_context: step is {step!r}; it must be place, pin or decide")
 
     def _settings(self, task_vars: dict[str, Any]) -> dict[str, Any]:
