@@ -110,7 +110,9 @@ def place(
     groups = settings["service_groups"] or {}
     app = services_on_host(settings["app_services"], groups, host_groups)
     proxy = host_proxy(settings, app)
-    infra = services_on_host(settings["infra_services"], groups, host_groups)
+    infra = services_on_host(settings["infra_services"], groups, host_groups) + (
+        [proxy["service"]] if proxy["service"] else []
+    )
     migration_host = settings["migration_host"] or play_hosts[0]
     batches = start_batches(play_hosts, int(settings["start_batch_size"] or 0))
     registry = (settings["registry"] or {}).get("host") or ""
@@ -123,7 +125,7 @@ def place(
         "docker_host": settings["docker_host"] or DEFAULT_DOCKER_HOST,
         "network": settings["network"],
         "container_prefix": settings["container_prefix"],
-        "infra_services": infra + ([proxy["service"]] if proxy["service"] else []),
+        "infra_services": infra,
         "app_services": app,
         # Every app service's image, wherever it runs: the one history serves every host.
         "release_images": service_images(settings["app_services"]),

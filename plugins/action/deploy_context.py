@@ -118,7 +118,14 @@ class ActionModule(ActionBase):
             context = self._build(step, task_vars)
         except ContextError as error:
             return {**result, "failed": True, "msg": str(error)}
-        return {**result, "changed": False, "ansible_facts": {"deployment": context}}
+        # The context holds the services' secret environment and the proxy's TLS key: its
+        # result is never shown, only a failure's one line.
+        return {
+            **result,
+            "changed": False,
+            "ansible_facts": {"deployment": context},
+            "_ansible_no_log": True,
+        }
 
     def _build(self, step: Any, task_vars: dict[str, Any]) -> dict[str, Any]:
         if step == "place":

@@ -169,3 +169,9 @@ def test_a_compared_service_changes_when_the_comparison_has_actions_for_it() -> 
     }
     assert changed_services(compared) == ["worker"]
     assert changed_services(None) == []
+
+
+def test_the_proxy_image_is_pulled_from_the_registry_where_the_proxy_runs() -> None:
+    settings = {**SETTINGS, "proxy_image": "registry.test:5000/prosaas-deploy/proxy:1"}
+    context = place(settings, "app1", ["prosaas"], ["app1"])
+    assert "registry.test:5000/prosaas-deploy/proxy:1" in context["pulls"]
