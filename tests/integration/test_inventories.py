@@ -38,25 +38,45 @@ def resolved(
     name: str,
     expression: str,
     inventories: Path = ROOT / "inventories",
-    vars_file: Path | None = None,
 ) -> object:
-    """The value of a Jinja expression on the inventory's first host, vault decrypted (with
-    the variables of VARS_FILE, as a playbook's vars_files, when given)."""
+    """The value of a Jinja expression on the inventory's first host, vault decrypted."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "PROSAAS_VAULT_PASSWORD": EXAMPLE_VAULT_PASSWORD,
         "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "scripts" / "vault-password.sh"),
     }
-    extra = ["-e", f"@{vars_file}"] if vars_file else []
     result = subprocess.run(
-        ["ansible", "-i", str(inventories / name), "all", "-o", *extra,
+        ["ansible", "-i", str(inventories / name), "all", "-o",
          "-m", "ansible.builtin.debug", "-a", f"msg={{{{ {expression} | to_json }}}}"],
         capture_output=True, text=True, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     first_host = result.stdout.splitlines()[0]
     return json.loads(json.loads(first_host.split("=>", 1)[1])["msg"])
+
+
+CONTEXT_PLAYBOOK = ROOT / "tests" / "playbooks" / "context.yml"
+
+
+def placed(name: str, expression: str, inventories: Path = ROOT / "inventories") -> object:
+    """The value of a Jinja expression over `deployment`, the deployment context of the
+    inventory's first host as deploy.yml places it (tests/playbooks/context.yml)."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "oneline",
+        "PROSAAS_VAULT_PASSWORD": EXAMPLE_VAULT_PASSWORD,
+        "ANSIBLE_VAULT_PASSWORD_FILE": str(ROOT / "scripts" / "vault-password.sh"),
+    }
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(inventories / name), str(CONTEXT_PLAYBOOK),
+         "-e", json.dumps({"shown": f"{{{{ {expression} }}}}"})],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = [line for line in result.stdout.splitlines() if '"msg"' in line][-1]
+    return json.loads(json.loads(shown.split("=>", 1)[1])["msg"])
 
 
 @pytest.mark.parametrize("name", REMOTE)
@@ -269,7 +289,7 @@ PROXY = {
 }
 PROXY_SETTINGS = ["prosaas_proxy_bind", "prosaas_proxy_http_redirect_port",
                   "prosaas_proxy_tls_certificate", "prosaas_proxy_tls_key"]  # fmt: skip
-PLACEMENT = ROOT / "playbooks" / "vars" / "placement.yml"
+PROXY_ENTRY = "deployment.infra_services | selectattr('name', 'eq', 'proxy') | list"
 CHECK = (
     "prosaas_proxy_bind | proxy_problems(prosaas_proxy_tls_certificate, prosaas_proxy_tls_key,"
     " prosaas_proxy_http_redirect_port)"
@@ -288,7 +308,7 @@ def test_the_proxy_publishes_on_the_bind_address_of_the_inventory(name: str) -> 
 
 
 def test_the_local_proxy_is_plain_http_on_loopback() -> None:
-    (proxy,) = resolved("local", "placed_proxy", vars_file=PLACEMENT)
+    (proxy,) = placed("local", PROXY_ENTRY)
     assert proxy["ports"] == ["127.0.0.1:8080:8000", "127.0.0.1:8081:8001"]
     assert "secret_files" not in proxy
     assert " ssl " not in proxy["env"]["HAPROXY_CONFIG"]
@@ -315,7 +335,7 @@ def test_staging_with_its_certificate_and_key_serves_https_and_redirects_80(
     )
 
     assert resolved("staging", CHECK, inventories=copy) == []
-    (proxy,) = resolved("staging", "placed_proxy", inventories=copy, vars_file=PLACEMENT)
+    (proxy,) = placed("staging", PROXY_ENTRY, inventories=copy)
     assert proxy["ports"] == ["0.0.0.0:443:8000", "0.0.0.0:8443:8001", "0.0.0.0:80:8480"]
     assert proxy["secret_files"] == {
         "/run/haproxy/tls.pem": f"{issued.certificate.strip()}\n{issued.key.strip()}\n"
