@@ -25,7 +25,9 @@ DOCUMENTATION = r"""
 action: deploy_context
 short_description: Build the deployment context of each host, step by step
 description:
-  - Sets the fact C(deployment) on each host. O(step=place) says where each service runs,
+  - Returns the deployment context of each host, which the task registers as C(deployment).
+    It is a registered variable, never a fact, since it holds the services' secret
+    environment, which a fact cache would write down. O(step=place) says where each service runs,
     the proxy and its routes, the migration host, the state host, the start batches, the
     docker host and the lock's leases; O(step=pin) names each image by the digest every host
     pulled it at; O(step=decide) adds the strategy, the replace mode and what the release
@@ -62,14 +64,21 @@ EXAMPLES = r"""
 - name: Place the services, the proxy, the migration and the batches on each host
   deploy_context:
     step: place
+  register: deployment
 """
 
 RETURN = r"""
-ansible_facts:
-  description: C(deployment), the context of the host.
+migration_host:
+  description: The one host that runs the migration; the context's other keys are
+    described in module_utils/prosaas_context.py.
   returned: success
-  type: dict
-  sample: {deployment: {migration_host: app1, strategy: stop, replace: stop_first}}
+  type: str
+  sample: app1
+strategy:
+  description: The strategy the run takes, C(stop) or C(online).
+  returned: success
+  type: str
+  sample: stop
 """
 
 # The context's settings: the inventory variable each is read from (inventories/common.yml
@@ -118,14 +127,10 @@ class ActionModule(ActionBase):
             context = self._build(step, task_vars)
         except ContextError as error:
             return {**result, "failed": True, "msg": str(error)}
-        # The context holds the services' secret environment and the proxy's TLS key: its
-        # result is never shown, only a failure's one line.
-        return {
-            **result,
-            "changed": False,
-            "ansible_facts": {"deployment": context},
-            "_ansible_no_log": True,
-        }
+        # The context holds the services' secret environment and the proxy's TLS key: it is
+        # never shown (only a failure's one line), and it is registered, never a fact, which
+        # a fact cache would write down.
+        return {**result, **context, "changed": False, "_ansible_no_log": True}
 
     def _build(self, step: Any, task_vars: dict[str, Any]) -> dict[str, Any]:
         if step == "place":
