@@ -1,6 +1,6 @@
-"""module_utils/prosaas_proxy: the proxy's slots read from HAProxy 2.6's runtime API replies."""
+"""module_utils/prosaas_proxy_runtime: the slots read from HAProxy 2.6's runtime API replies."""
 
-import prosaas_proxy
+import prosaas_proxy_runtime as runtime
 import pytest
 
 # The reply to state_command("prosaas-api") as HAProxy 2.6 gives it, its show stat columns
@@ -24,8 +24,8 @@ prosaas-calls,prosaas-calls1,0,0,9,9,UP,L7OK,172.18.0.6:8000,Layer7 check passed
 """
 
 
-def api_slots() -> list[prosaas_proxy.Slot]:
-    slots = prosaas_proxy.parse_slots(REPLY, "prosaas-api")
+def api_slots() -> list[runtime.Slot]:
+    slots = runtime.parse_slots(REPLY, "prosaas-api")
     assert slots is not None
     return slots
 
@@ -37,10 +37,10 @@ def test_each_slot_has_its_address_state_and_sessions() -> None:
         {"name": "prosaas-api2", "address": "172.18.0.5", "state": "DRAIN", "sessions": 1},
         {"name": "prosaas-api3", "address": "172.18.0.7", "state": "UP", "sessions": 2},
     ]
-    assert prosaas_proxy.slot_of(slots, "172.18.0.7") == slots[2]
-    assert prosaas_proxy.slot_of(slots, "172.18.0.9") is None
+    assert runtime.slot_of(slots, "172.18.0.7") == slots[2]
+    assert runtime.slot_of(slots, "172.18.0.9") is None
     assert slots[1].check == "L7OK Layer7 check passed"
-    assert prosaas_proxy.summary(slots) == (
+    assert runtime.summary(slots) == (
         "prosaas-api1 empty, prosaas-api2 172.18.0.5 DRAIN, prosaas-api3 172.18.0.7 UP"
     )
 
@@ -68,16 +68,16 @@ def test_an_empty_slot_keeps_the_drain_its_last_container_had() -> None:
 def test_states_rank_maint_then_down_then_drain(
     op_state: int, admin_state: int, state: str
 ) -> None:
-    slot = prosaas_proxy.Slot("s1", "10.0.0.2", op_state, admin_state, 0, "")
+    slot = runtime.Slot("s1", "10.0.0.2", op_state, admin_state, 0, "")
     assert slot.state == state
 
 
 def test_an_unknown_backend_is_none_and_any_other_reply_an_error() -> None:
-    assert prosaas_proxy.parse_slots("Can't find backend.\n\nNo such proxy.\n", "x") is None
+    assert runtime.parse_slots("Can't find backend.\n\nNo such proxy.\n", "x") is None
     with pytest.raises(ValueError, match=r"^not the servers' state: Unknown command"):
-        prosaas_proxy.parse_slots("\nUnknown command: 'shwo'\n", "x")
+        runtime.parse_slots("\nUnknown command: 'shwo'\n", "x")
 
 
 def test_backends_are_the_names_show_backend_lists() -> None:
     reply = "# name\nprosaas-api\nprosaas-calls\n\n"
-    assert prosaas_proxy.parse_backends(reply) == ["prosaas-api", "prosaas-calls"]
+    assert runtime.parse_backends(reply) == ["prosaas-api", "prosaas-calls"]
