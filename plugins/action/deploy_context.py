@@ -167,7 +167,7 @@ class ActionModule(ActionBase):
             elif unset is None:
                 raise ContextError(
                     f"{variable} is not set: the inventory must include inventories/common.yml"
-                    " (group_vars/all/common.yml) or set it"
+                    " (as group_vars/all/00-common.yml) or set it"
                 )
             else:
                 settings[key] = unset
