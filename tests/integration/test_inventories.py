@@ -357,3 +357,27 @@ def test_remote_hosts_run_the_modules_in_the_prepared_virtualenv(name: str) -> N
 def test_the_local_inventory_runs_the_modules_in_the_control_nodes_python() -> None:
     interpreter = Path(resolved("local", "ansible_python_interpreter"))
     assert interpreter.resolve() == Path(sys.executable).resolve()
+
+
+def test_an_inventory_without_the_shared_settings_fails_on_one_line_naming_one(
+    tmp_path: Path,
+) -> None:
+    inventory = tmp_path / "bare"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(
+        "prosaas:\n  hosts:\n    app1:\n      ansible_connection: local\n"
+    )
+    (inventory / "group_vars" / "all" / "main.yml").write_text(
+        yaml.safe_dump({"prosaas_network": "prosaas", "prosaas_infra_services": []})
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(CONTEXT_PLAYBOOK), "-e", "shown=1"],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        "is not set: the inventory must include inventories/common.yml"
+        " (as group_vars/all/00-common.yml) or set it" in result.stdout
+    ), result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
