@@ -260,14 +260,15 @@ def decide(
     """CONTEXT once preflight has read the migration host's PLAN (the migrate image's
     summary) and every host compared what it runs (CHANGED_SERVICES: host -> the services the
     release changes there): the strategy and replace mode, what the release changes, and
-    whether there is anything to do at all. Raises ContextError on the migration host only,
-    so the failure names it."""
+    whether there is anything to do at all. When online must refuse, "refusal" says why on
+    the migration host only, so the failure names it; the context stays whole, since the
+    rescue reads it (a failed step would replace the registered context)."""
     asked = settings["deploy_strategy"]
+    refusal = ""
     try:
         chosen, note = strategy(asked, plan, bool(settings["online_fallback"]))
-    except ContextError:
-        if context["migrates"]:
-            raise
+    except ContextError as error:
+        refusal = str(error) if context["migrates"] else ""
         chosen, note = asked, asked
     pending = list(plan.get("pending") or [])
     changed = any(changed_services.values())
@@ -282,4 +283,5 @@ def decide(
             "services": changed_services.get(context["host"], []),
         },
         "nothing_to_do": not (changed or pending),
+        "refusal": refusal,
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible.module_utils.prosaas_docker import ENGINE_CONNECTION_ERRORS, find_container, one_line
+from ansible.module_utils.prosaas_failpoint import failpoint
 
 # srv_admin_state bits (HAProxy's SRV_ADMF_*): set by the CLI (forced), by the
 # configuration, by a tracked server, or by DNS resolution (a slot without an address).
@@ -367,6 +368,7 @@ def drain(proxy: Proxy, addresses: list[str], timeout: float) -> bool:
     """Take ADDRESSES out of rotation and wait for their requests in flight; whether they
     all finished within TIMEOUT."""
     put_all(proxy, addresses, "drain")
+    failpoint("switch-draining")
     return wait_drained(proxy, addresses, timeout)[0]
 
 

@@ -33,8 +33,10 @@ description:
     pulled it at; O(step=decide) adds the strategy, the replace mode and what the release
     changes.
   - Reads the inventory's C(prosaas_*) settings; the inventory check must have passed.
-  - Fails in one line when the hosts pulled a tag at different digests, and on the migration
-    host when the online strategy cannot run a pending migration and no fallback is allowed.
+  - Fails in one line when the hosts pulled a tag at different digests. When the online
+    strategy cannot run a pending migration and no fallback is allowed, C(refusal) says why
+    on the migration host (the task after it fails with it), and the context stays whole for
+    the rescue: a failed step would replace the registered context.
 author: prosaas-deploy (!UNKNOWN)
 options:
   step:
@@ -79,6 +81,12 @@ strategy:
   returned: success
   type: str
   sample: stop
+refusal:
+  description: With O(step=decide), why the online strategy must refuse the pending
+    migrations, on the migration host; empty when it need not.
+  returned: success
+  type: str
+  sample: ""
 """
 
 # The context's settings: the inventory variable each is read from (inventories/common.yml

@@ -176,6 +176,33 @@ def play_with_hooks(args: dict, hooks: list[Hook]) -> DeployRun:
     return DeployRun.of(runner)
 
 
+def deploy_held_at(
+    stack: Stack, name: str, fault: Callable[[], Any], version: str = "v2", **extra: Any
+) -> DeployRun:
+    """deploy.yml of VERSION on STACK, held at the failpoint NAME
+    (module_utils/prosaas_failpoint.py) until FAULT has been injected there."""
+    folder = stack.tmp_path / f"failpoints-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    armed, reached = folder / name, folder / f"{name}.reached"
+    armed.touch()
+    args = playbook_args(
+        "deploy.yml", stack.tmp_path, stack.vars_for(version, **extra), stack.inventory
+    )
+    args["envvars"] = {**args["envvars"], "PROSAAS_FAILPOINTS": str(folder)}
+    thread, runner = ansible_runner.run_async(**args)
+    try:
+        wait_until(
+            lambda: reached.exists() or not thread.is_alive(), 600, f"failpoint {name}", 0.05
+        )
+        assert reached.exists(), f"the deploy ended before failpoint {name}"
+        fault()
+    finally:
+        armed.unlink(missing_ok=True)
+        thread.join(timeout=600)
+    assert not thread.is_alive(), "the deploy did not end"
+    return DeployRun.of(runner)
+
+
 def deploy_pid(stack: Stack) -> int:
     """The pid of the running ansible-playbook, from the deploy lock it holds."""
     lock = wait_until(stack.lock, 30, "the deploy lock")

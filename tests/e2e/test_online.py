@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from tests.e2e.conftest import (
     Hook,
     Stack,
     copy_migrations,
+    deploy_held_at,
     deploy_with_hooks,
     wait_until,
 )
@@ -42,7 +42,6 @@ from tests.e2e.faults import (
 from tests.e2e.reliability import RECORD
 from tests.e2e.traffic import CallWriter, HeldCall
 
-FORCED_DRAIN = 0x08  # srv_admin_state after `set server ... state drain`
 ONLINE = {"prosaas_deploy_strategy": "online"}
 START_TASK = (
     "Start the app services on the new images, a batch of hosts at a time, and wait until"
@@ -212,38 +211,21 @@ def verify_fails(s: FaultStack) -> DeployRun:
     return s.stack.deploy("v2", prosaas_migrate_image=s.ghost_image, **ONLINE)
 
 
-def calls_draining(s: FaultStack) -> bool:
-    """Whether the proxy drains a calls container: the switch of calls is under way."""
-    code, output = s.container("proxy").exec_run(["proxy-api", "show servers state prosaas-calls"])
-    lines = output.decode().splitlines() if code == 0 else []
-    header = next((line.split()[1:] for line in lines if line.startswith("# be_id")), [])
-    slots = [dict(zip(header, line.split(), strict=False)) for line in lines[2:] if line]
-    return any(int(slot["srv_admin_state"]) & FORCED_DRAIN for slot in slots)
-
-
 def proxy_crashes_in_the_switch(s: FaultStack) -> DeployRun:
     """The proxy's process killed from the host (as the kernel's OOM killer would) while it
-    drains the old calls container, which a call in progress keeps busy: its restart policy
-    brings it back, having forgotten the switch."""
-    held = HeldCall(s.stack.extravars["prosaas_calls_port"], seconds=10)
-    crashed: list[int] = []
+    drains the first old container: its restart policy brings it back, having forgotten the
+    switch. The deploy waits at the failpoint switch-draining until the proxy has restarted."""
+    restarts = s.container("proxy").attrs["RestartCount"]
+
+    def proxy_back() -> bool:
+        proxy = s.container("proxy")
+        return proxy.attrs["RestartCount"] > restarts and proxy.status == "running"
 
     def crash() -> None:
-        wait_until(lambda: calls_draining(s), 120, "the drain of calls", interval=0.1)
-        proxy = s.container("proxy")
-        os.kill(proxy.attrs["State"]["Pid"], signal.SIGKILL)
-        crashed.append(proxy.attrs["RestartCount"])
+        os.kill(s.container("proxy").attrs["State"]["Pid"], signal.SIGKILL)
+        wait_until(proxy_back, 60, "the proxy's restart")
 
-    def hold_then_crash() -> None:
-        held.start()
-        threading.Thread(target=crash, daemon=True).start()
-
-    hooks = [Hook("playbook_on_task_start", START_TASK, hold_then_crash)]
-    run = deploy_with_hooks(s.stack, hooks, **ONLINE)
-    held.finish()
-    assert crashed, "the proxy was never crashed"
-    assert s.container("proxy").attrs["RestartCount"] > crashed[0], "the proxy never restarted"
-    return run
+    return deploy_held_at(s.stack, "switch-draining", crash, **ONLINE)
 
 
 def control_node_killed_in_the_switch(s: FaultStack) -> DeployRun:

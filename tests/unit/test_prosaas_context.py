@@ -1,5 +1,7 @@
 """The deployment context (module_utils/prosaas_context.py): placement, pinning, the strategy."""
 
+import re
+
 import pytest
 from ansible.module_utils.prosaas_context import (
     ContextError,
@@ -143,12 +145,15 @@ def test_online_falls_back_to_stop_when_allowed_and_says_why() -> None:
     assert not decided["nothing_to_do"]
 
 
-def test_online_without_fallback_fails_on_the_migration_host_only() -> None:
+def test_online_without_fallback_is_refused_on_the_migration_host_only() -> None:
     hosts = ["app1", "app2"]
-    with pytest.raises(ContextError, match=r"0110_x.sql \(line 3: ALTER TABLE"):
-        decide(place(SETTINGS, "app1", ["prosaas"], hosts), OFFLINE_PLAN, {}, SETTINGS)
+    placed = place(SETTINGS, "app1", ["prosaas"], hosts)
+    refused = decide(placed, OFFLINE_PLAN, {}, SETTINGS)
+    assert re.search(r"0110_x.sql \(line 3: ALTER TABLE", refused["refusal"]), refused["refusal"]
+    # The rescue reads the context the refusal keeps whole.
+    assert refused["leases"] == placed["leases"] and refused["app_services"]
     other = decide(place(SETTINGS, "app2", ["prosaas"], hosts), OFFLINE_PLAN, {}, SETTINGS)
-    assert other["strategy"] == "online"
+    assert other["strategy"] == "online" and other["refusal"] == ""
 
 
 def test_nothing_to_do_only_when_no_host_changes_and_nothing_is_pending() -> None:
