@@ -36,7 +36,7 @@ description:
   - Fails in one line when the hosts pulled a tag at different digests. When the online
     strategy cannot run a pending migration and no fallback is allowed, C(refusal) says why
     on the migration host (the task after it fails with it), and the context stays whole for
-    the rescue: a failed step would replace the registered context.
+    the rescue, since a failed step would replace the registered context.
 author: prosaas-deploy (!UNKNOWN)
 options:
   step:
