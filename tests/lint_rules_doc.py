@@ -2,7 +2,9 @@
 
 A rule's section is a ``## rule-id`` heading (other ``##`` headings are prose). Every
 ```` ```sql ```` block of the document is an example, labelled by the paragraph just before
-it, which starts with ``**Refused**``, ``**Accepted**`` or ``**Earlier file**``:
+it, which starts with ``**Refused**``, ``**Accepted**`` or ``**Earlier file**``; a Refused
+or Accepted label then gives the class the file must get, ``(online`` or ``(offline``
+(``**Accepted** (online; ...)``):
 
 - Refused: a migration file the lint must refuse with a finding of its section's rule;
 - Accepted: a migration file the whole lint (squawk included) must accept;
@@ -23,7 +25,10 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "lint-rules.md"
 REFUSED, ACCEPTED, EARLIER = "refused", "accepted", "earlier file"
 HEADING = re.compile(r"^## (?P<title>\S.*?)\s*$")
 RULE_ID = re.compile(r"^[a-z][a-z-]*$")
-LABEL = re.compile(r"^\*\*(?P<label>Refused|Accepted|Earlier file)\b")
+LABEL = re.compile(
+    r"^\*\*(?P<label>Refused|Accepted|Earlier file)\*\*(?:\s*\((?P<kind>online|offline)\b)?"
+)
+ONLINE, OFFLINE = "online", "offline"
 FENCE = re.compile(r"^```(?P<info>\S*)\s*$")
 # Earlier files are written as 0400_earlier.sql, 0401_earlier.sql, ...; the example after them.
 EARLIER_VERSION, EXAMPLE_NAME = 400, "0500_example.sql"
@@ -40,6 +45,7 @@ class Example:
     sql: str
     line: int  # line of the example's ```sql fence in the document
     earlier: tuple[str, ...] = ()  # SQL of the files applied before it, in order
+    kind: str = ""  # the class the file must get: ONLINE or OFFLINE
 
     @property
     def name(self) -> str:
@@ -72,8 +78,9 @@ class _Reader:
     earlier: list[str]
     section: str = ""
 
-    def label_before(self, index: int) -> str | None:
-        """The label of the paragraph that ends just before line ``index`` (0-based)."""
+    def label_before(self, index: int) -> tuple[str, str] | None:
+        """The label of the paragraph that ends just before line ``index`` (0-based), and
+        the class it gives ("" for none)."""
         end = index
         while end > 0 and not self.lines[end - 1].strip():
             end -= 1
@@ -83,7 +90,7 @@ class _Reader:
         if start == end:
             return None
         match = LABEL.match(self.lines[start].strip())
-        return match["label"].lower() if match else None
+        return (match["label"].lower(), match["kind"] or "") if match else None
 
     def end_section(self, number: int) -> None:
         if self.earlier:
@@ -96,18 +103,24 @@ class _Reader:
 
     def block(self, fence: int, sql: str) -> None:
         number = fence + 1
-        label = self.label_before(fence)
-        if label is None:
+        labelled = self.label_before(fence)
+        if labelled is None:
             raise CorpusError(
                 f"line {number}: a sql block needs a paragraph just before it that starts"
                 " with **Refused**, **Accepted** or **Earlier file**"
             )
+        label, kind = labelled
         if label == EARLIER:
             self.earlier.append(sql)
             return
         if label == REFUSED and not RULE_ID.match(self.section):
             raise CorpusError(f"line {number}: a Refused example outside a rule's section")
-        self.examples.append(Example(self.section, label, sql, number, tuple(self.earlier)))
+        if not kind:
+            raise CorpusError(
+                f"line {number}: give the class the example gets after its label, as in"
+                " **Refused** (online) or **Accepted** (offline; why)"
+            )
+        self.examples.append(Example(self.section, label, sql, number, tuple(self.earlier), kind))
         self.earlier.clear()
 
 

@@ -415,6 +415,7 @@ def declaration(
         "class_reasons": [
             {"line": reason.line, "reason": reason.why} for reason in classification.reasons
         ],
+        "class_notes": [{"line": note.line, "note": note.why} for note in classification.notes],
         "columns": [
             {"table": column.table, "column": column.name, "type": column.type}
             for column in migration.columns

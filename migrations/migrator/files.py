@@ -49,6 +49,7 @@ LINT_RULES = frozenset(
         "function-body",
         "index-not-concurrent",
         "lock-table",
+        "lock-timeout-off",
         "reindex-not-concurrent",
         "rename-column",
         "rename-table",

@@ -31,7 +31,10 @@ from typing import TextIO
 
 from migrator.exitcodes import ExitCode
 from migrator.files import FILENAME, Migration
+from migrator.lockrules import BY_NAME, LockRule, action_rule, statement_rule
+from migrator.session import timeout_setting
 from migrator.sql import blank, bodies, statement_spans
+from migrator.volatility import declared_volatility, expression_volatility
 
 CONFIG = Path(__file__).resolve().parent.parent / "squawk.toml"
 SQUAWK_TIMEOUT = 120
@@ -128,10 +131,10 @@ DROP_COLUMN = re.compile(
 RENAME = re.compile(
     rf"^rename\s+(?:(?P<to>to)\s+(?P<new>{NAME})|(?:column\s+)?(?!constraint\b)(?P<column>{NAME})\s+to\b)"
 )
-VOLATILE = re.compile(
-    r"\b(?:now|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|random"
-    r"|gen_random_uuid|uuid_generate_\w+|nextval|txid_current)\s*\("
-    r"|\b(?:current_timestamp|current_date|current_time|localtimestamp|localtime)\b"
+# Where a column's DEFAULT expression ends: the next clause of the column definition.
+DEFAULT_END = re.compile(
+    r"\b(?:not\s+null|null|check|references|unique|primary\s+key|generated|constraint"
+    r"|collate)\b"
 )
 REWRITING_COLUMN = re.compile(
     r"\b(?:primary\s+key|unique|(?:small|big)?serial[248]?|generated\s+.*\bstored|"
@@ -149,6 +152,18 @@ HIDDEN_CHANGE = re.compile(
 # A migration's top-level SELECT of a function is there for what the function does.
 SELECT_CALL = re.compile(rf"^select\s+(?:(?:all|distinct)\s+)?({QUALIFIED})\s*\(")
 TYPE_CHANGE = re.compile(r"^(?:set\s+data\s+)?type\s+(?P<type>.*)$")
+
+
+def volatile_default(rest: str, schema: Schema) -> str:
+    """The function that makes the DEFAULT of the column definition REST volatile, by the
+    catalog's volatility (and the functions earlier statements created); "" when there is
+    no default or it is not volatile."""
+    default = re.search(r"\bdefault\b(?P<expr>.*)", rest)
+    if not default:
+        return ""
+    expression = DEFAULT_END.split(default["expr"], maxsplit=1)[0]
+    volatility, function = expression_volatility(expression, schema.functions)
+    return (function or "an unknown function") if volatility == "volatile" else ""
 
 
 def table_name(raw: str) -> str:
@@ -171,9 +186,17 @@ def string_width(sql_type: str) -> float | None:
 
 @dataclass
 class Schema:
-    """Widths of the text/varchar columns that earlier statements created or added."""
+    """What earlier statements (of earlier files, and of this file before the statement)
+    established: the widths of text/varchar columns, the NOT NULL checks added and those
+    validated, and the volatility of the functions they created."""
 
     widths: dict[tuple[str, str], float] = field(default_factory=dict)
+    checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, name) -> col
+    validated: set[tuple[str, str]] = field(default_factory=set)
+    functions: dict[str, str] = field(default_factory=dict)  # name -> volatility
+    checks_added: set[tuple[str, str]] = field(default_factory=set)  # every CHECK, by name
+    # constraints added NOT VALID in the transaction now open
+    not_valid_here: set[tuple[str, str]] = field(default_factory=set)
 
     def record(self, table: str, column: str, definition: str) -> None:
         key = (table, column.replace('"', ""))
@@ -183,20 +206,20 @@ class Schema:
         else:
             self.widths[key] = width
 
+    def record_columns(self, table: str, columns: str) -> None:
+        """The columns of a CREATE TABLE's column list COLUMNS."""
+        for part in split_top_level(columns):
+            if column := TABLE_COLUMN.match(part):
+                self.record(table, column["column"], column["rest"])
 
-# --- project rules ------------------------------------------------------------------
-
-
-@dataclass
-class Context:
-    """What earlier statements established: NOT NULL checks added and validated, and the
-    text/varchar widths that ``classify`` recorded for the earlier files."""
-
-    checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, name) -> col
-    validated: set[tuple[str, str]] = field(default_factory=set)
-    schema: Schema = field(default_factory=Schema)
-    # constraints added NOT VALID in the transaction now open: this file's, when wrapped
-    not_valid_here: set[tuple[str, str]] = field(default_factory=set)
+    def record_constraint(self, table: str, name: str, rest: str) -> None:
+        """An added CHECK constraint NAME (REST: what follows CHECK) that proves a column
+        NOT NULL, validated unless NOT VALID."""
+        proof = NOT_NULL_CHECK.match(rest)
+        if proof and name:
+            self.checks[(table, name)] = proof["column"].replace('"', "")
+            if not re.search(r"\bnot\s+valid\b", rest):
+                self.validated.add((table, name))
 
     def proves_not_null(self, table: str, column: str) -> bool:
         return any(
@@ -204,6 +227,19 @@ class Context:
             for key, checked in self.checks.items()
             if key[0] == table and checked == column
         )
+
+
+# --- project rules ------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What the project rules know from earlier statements (``schema``, recorded statement
+    by statement as the rules read them) and the constraints added NOT VALID in the
+    transaction now open: this file's, when wrapped."""
+
+    schema: Schema = field(default_factory=Schema)
+    not_valid_here: set[tuple[str, str]] = field(default_factory=set)
 
 
 Hit = tuple[str, str, str]  # rule, message, alternative
@@ -250,10 +286,12 @@ def check_alter_table(text: str, created: set[str], context: Context) -> Iterato
                 " once no code uses the old name)",
             )
             continue
+        if column := ADD_COLUMN.match(action):
+            context.schema.record(table, column["column"], column["rest"])
         if new_table:
             continue  # a table created in this file is empty and unused: locks are free
         if column := ADD_COLUMN.match(action):
-            yield from check_add_column(column["column"], column["rest"], table)
+            yield from check_add_column(column["column"], column["rest"], table, context)
         elif constraint := ADD_CONSTRAINT.match(action):
             yield from check_add_constraint(constraint, table, context)
         elif validate := re.match(rf"^validate\s+constraint\s+(?P<name>{NAME})", action):
@@ -269,15 +307,17 @@ def check_alter_table(text: str, created: set[str], context: Context) -> Iterato
             yield from check_alter_column(altered["column"], altered["rest"], table, context)
 
 
-def check_add_column(column: str, rest: str, table: str) -> Iterator[Hit]:
-    default = re.search(r"\bdefault\b(?P<expr>.*)", rest)
-    if default and VOLATILE.search(default["expr"]):
+def check_add_column(column: str, rest: str, table: str, context: Context) -> Iterator[Hit]:
+    function = volatile_default(rest, context.schema)
+    if not function and re.search(r"\bdefault\b", rest):
+        yield ("volatile-default", "", "")  # stored once in the catalog: cleared
+    if function:
         yield (
             "volatile-default",
-            f"adds {table}.{column} with a volatile default: every existing row gets a"
-            " computed value (table rewrite under ACCESS EXCLUSIVE, or all rows stamped with"
-            " the migration's time)",
-            "add the column without a default (or with a constant), backfill, then set the default",
+            f"adds {table}.{column} with a volatile default ({function}): every existing row"
+            " gets its own computed value, a table rewrite under ACCESS EXCLUSIVE",
+            "add the column without a default (or with a constant or a stable expression such"
+            " as now()), backfill, then set the default",
         )
     if found := REWRITING_COLUMN.search(rest):
         what = found[0].upper()
@@ -301,11 +341,7 @@ def check_add_constraint(constraint: re.Match[str], table: str, context: Context
     if not_valid and name:
         context.not_valid_here.add((table, name))
     if kind == "check":
-        proof = NOT_NULL_CHECK.match(rest)
-        if proof and name:
-            context.checks[(table, name)] = proof["column"].replace('"', "")
-            if not not_valid:
-                context.validated.add((table, name))
+        context.schema.record_constraint(table, name, rest)
     if kind in ("check", "foreign key") and not not_valid:
         yield (
             "constraint-not-valid",
@@ -324,7 +360,7 @@ def check_add_constraint(constraint: re.Match[str], table: str, context: Context
 
 
 def check_validate(table: str, name: str, context: Context) -> Iterator[Hit]:
-    context.validated.add((table, name))
+    context.schema.validated.add((table, name))
     if (table, name) in context.not_valid_here:
         yield (
             "constraint-not-valid",
@@ -338,7 +374,9 @@ def check_validate(table: str, name: str, context: Context) -> Iterator[Hit]:
 def check_alter_column(column: str, rest: str, table: str, context: Context) -> Iterator[Hit]:
     column = column.replace('"', "")
     if typed := TYPE_CHANGE.match(rest):
-        if widens(context.schema, table, column, typed["type"]):
+        widened = widens(context.schema, table, column, typed["type"])
+        context.schema.record(table, column, typed["type"])
+        if widened:
             yield ("column-type-change", "", "")  # no rewrite: cleared
             return
         yield (
@@ -349,7 +387,7 @@ def check_alter_column(column: str, rest: str, table: str, context: Context) -> 
             " switch the code, then drop the old column",
         )
     elif re.match(r"^set\s+not\s+null\b", rest):
-        if context.proves_not_null(table, column):
+        if context.schema.proves_not_null(table, column):
             yield ("set-not-null", "", "")  # PostgreSQL skips the scan: cleared
             return
         yield (
@@ -394,6 +432,24 @@ def check_opaque_code(statement: Statement, sql: str) -> Iterator[Hit]:
     )
 
 
+def check_session_timeout(sql: str, text: str) -> Iterator[Hit]:
+    """A file that switches the lock bound off expects an unbounded lock wait, the very
+    wait that queues live traffic behind a migration; the runner will not give it."""
+    try:
+        setting = timeout_setting(sql)
+    except ValueError:
+        return  # PostgreSQL refuses the value itself
+    if setting is not None and setting.name == "lock_timeout" and setting.ms == 0:
+        yield (
+            "lock-timeout-off",
+            f"{shown(text)} switches the lock bound off: the file expects to wait for its"
+            " locks for as long as it takes, behind live traffic, and the runner keeps its"
+            " own lock_timeout anyway",
+            "remove the SET: the runner bounds every lock wait and retries; a file may set"
+            " a tighter lock_timeout, never a looser one",
+        )
+
+
 def check_statement(  # noqa: PLR0911 - one return per statement kind
     statement: Statement, migration: Migration, created: set[str], context: Context
 ) -> Iterator[Hit]:
@@ -407,8 +463,13 @@ def check_statement(  # noqa: PLR0911 - one return per statement kind
             "set `-- transaction: false` in the header and keep the statement in its own migration",
         )
     if created_table := CREATE_TABLE.match(text):
-        created.add(table_name(created_table["table"]))
+        table = table_name(created_table["table"])
+        created.add(table)
+        context.schema.record_columns(table, column_list(text, created_table.end()))
         return
+    if declared := declared_volatility(text):
+        context.schema.functions[declared[0]] = declared[1]
+    yield from check_session_timeout(migration.sql[statement.start : statement.end], text)
     if re.match(r"^drop\s+table\b", text):
         yield (
             "drop-table",
@@ -510,9 +571,11 @@ def earlier_files(migrations: Iterable[Migration]) -> list[Migration]:
 
 # --- online / offline ---------------------------------------------------------------
 #
-# A migration is online when the release still running can keep serving while it runs:
-# additive changes that take only brief locks. Anything else is offline, and so is any
-# statement these rules do not recognise.
+# A migration is online when the release still running can keep serving while it runs. Each
+# statement's class comes from its row of the lock table (migrator/lockrules.py), refined
+# by what earlier statements established (a default's volatility, a varchar's width, a
+# validated NOT NULL check); a statement no row knows is offline. Anything done to a table
+# created earlier in the same file is online: nothing uses that table yet.
 
 ONLINE, OFFLINE = "online", "offline"
 TABLE_COLUMN = re.compile(
@@ -522,7 +585,6 @@ TABLE_COLUMN = re.compile(
 DATA_CHANGE = re.compile(
     rf"^(?:insert\s+into|update(?:\s+only)?|delete\s+from(?:\s+only)?)\s+(?P<table>{QUALIFIED})"
 )
-SAFE_COLUMN_CHANGE = re.compile(r"^(?:set\s+default|drop\s+default|drop\s+not\s+null)\b")
 
 
 def widens(schema: Schema, table: str, column: str, new_type: str) -> bool:
@@ -543,6 +605,7 @@ class Reason:
 class Classification:
     kind: str  # ONLINE or OFFLINE
     reasons: tuple[Reason, ...] = ()  # why it is offline; empty when online
+    notes: tuple[Reason, ...] = ()  # what an online file should know (the runner's bounds)
 
 
 def column_list(text: str, start: int) -> str:
@@ -556,123 +619,143 @@ def column_list(text: str, start: int) -> str:
     return ""
 
 
-def add_column_reason(table: str, column: str, rest: str) -> str | None:
-    default = re.search(r"\bdefault\b(?P<expr>.*)", rest)
-    if default and VOLATILE.search(default["expr"]):
-        return f"adds {table}.{column} with a volatile default: every existing row is rewritten"
-    if found := REWRITING_COLUMN.search(rest):
-        what = " ".join(found[0].split()[:2]).upper()
-        return f"adds {table}.{column} with {what}: fills every row or builds an index under lock"
-    if re.search(r"\b(?:check|references)\b", rest):
-        return f"adds {table}.{column} with a constraint that is validated under lock"
-    if re.search(r"\bnot\s+null\b", rest) and not default:
-        return (
-            f"adds {table}.{column} NOT NULL without a default: existing rows have no value"
-            " and the running release's inserts do not set it"
-        )
-    return None
-
-
-def alter_column_reason(column: str, rest: str, table: str, schema: Schema) -> str | None:
-    column = column.replace('"', "")
-    if typed := TYPE_CHANGE.match(rest):
-        widened = widens(schema, table, column, typed["type"])
-        schema.record(table, column, typed["type"])
-        if widened:
-            return None
-        return (
-            f"changes the type of {table}.{column}: rewrites the table under ACCESS EXCLUSIVE"
-            " (only widening a varchar, or varchar to text, does not)"
-        )
-    if re.match(r"^set\s+not\s+null\b", rest):
-        return (
-            f"SET NOT NULL on existing column {table}.{column}: the running release may still"
-            " write NULL there"
-        )
-    if SAFE_COLUMN_CHANGE.match(rest):
-        return None
-    return f"ALTER COLUMN {column} {rest}: not recognised"
-
-
-def alter_action_reason(  # noqa: PLR0911 - one return per action kind
-    action: str, table: str, schema: Schema
-) -> str | None:
+def refined_action(rule: LockRule, action: str, table: str, schema: Schema) -> LockRule:
+    """RULE, or the row that refines it by what SCHEMA knows; records what ACTION
+    establishes for the statements after it."""
     if column := ADD_COLUMN.match(action):
         schema.record(table, column["column"], column["rest"])
-        return add_column_reason(table, column["column"].replace('"', ""), column["rest"])
+        if rule.name == "add-column" and volatile_default(column["rest"], schema):
+            return BY_NAME["add-column-volatile-default"]
+    elif altered := ALTER_COLUMN.match(action):
+        return refined_column_change(rule, altered["column"], altered["rest"], table, schema)
+    else:
+        return refined_constraint_change(rule, action, table, schema)
+    return rule
+
+
+def refined_column_change(
+    rule: LockRule, column: str, rest: str, table: str, schema: Schema
+) -> LockRule:
+    if rule.name == "alter-column-type":
+        typed = TYPE_CHANGE.match(rest)
+        new_type = typed["type"] if typed else ""
+        widened = widens(schema, table, column, new_type)
+        schema.record(table, column, new_type)
+        if widened:
+            return BY_NAME["alter-column-type-widen"]
+    elif rule.name == "set-not-null" and schema.proves_not_null(table, column.replace('"', "")):
+        return BY_NAME["set-not-null-proven"]
+    return rule
+
+
+CONSTRAINT_NAMED = re.compile(
+    rf"^(?:validate|drop)\s+constraint\s+(?:if\s+exists\s+)?(?P<name>{NAME})"
+)
+
+
+def refined_constraint_change(rule: LockRule, action: str, table: str, schema: Schema) -> LockRule:
     if constraint := ADD_CONSTRAINT.match(action):
-        if re.search(r"\b(?:not\s+valid|using\s+index)\b", constraint["rest"]):
-            return None
-        kind = " ".join(constraint["kind"].split()).upper()
-        return f"adds a {kind} constraint on {table} that checks every row while blocking writes"
-    if re.match(r"^validate\s+constraint\b", action):
+        name = (constraint["name"] or "").replace('"', "")
+        if re.search(r"\bnot\s+valid\b", constraint["rest"]):
+            schema.not_valid_here.add((table, name))
+        if " ".join(constraint["kind"].split()) == "check":
+            schema.checks_added.add((table, name))
+            schema.record_constraint(table, name, constraint["rest"])
+    elif named := CONSTRAINT_NAMED.match(action):
+        key = (table, named["name"].replace('"', ""))
+        if rule.name == "validate-constraint":
+            schema.validated.add(key)
+            if key in schema.not_valid_here:
+                return BY_NAME["validate-in-adding-transaction"]
+        elif rule.name == "drop-constraint" and key in schema.checks_added:
+            return BY_NAME["drop-check"]
+    return rule
+
+
+def shown(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def offline_reason(rule: LockRule | None, what: str) -> str | None:
+    """Why WHAT (a statement or an ALTER TABLE action) is offline by its row RULE; None
+    when it is online."""
+    if rule is None:
+        return f"{shown(what)}: not in the lock table, so it counts as offline"
+    if rule.kind == ONLINE:
         return None
-    if re.match(r"^drop\s+constraint\b", action):
-        return f"drops a constraint of {table}: the running release may rely on it"
-    if column := DROP_COLUMN.match(action):
-        return f"drops column {column['column']} of {table}: the running release still reads it"
-    if rename := RENAME.match(action):
-        what = f"table {table}" if rename["to"] else f"column {rename['column']} of {table}"
-        return f"renames {what}: the running release still uses the old name"
-    if altered := ALTER_COLUMN.match(action):
-        return alter_column_reason(altered["column"], altered["rest"], table, schema)
-    return f"ALTER TABLE {table} {action}: not recognised"
+    lock = f"{rule.lock}, " if rule.lock else ""
+    return f"{shown(what)}: {rule.why} ({lock}{rule.name})"
 
 
-def other_statement_reason(text: str, created: set[str]) -> str | None:
-    """Why a statement other than CREATE TABLE / CREATE INDEX / ALTER TABLE is offline."""
-    first = text.split(" ", 1)[0]
-    if re.match(r"^comment\s+on\b", text):
-        return None
-    if first in ("insert", "update", "delete", "truncate", "copy", "merge", "with"):
-        target = DATA_CHANGE.match(text)
-        if target and table_name(target["table"]) in created:
-            return None
-        return f"{first.upper()} changes data of an existing table (row locks, long transaction)"
-    if re.match(r"^drop\s+table\b", text):
-        return "DROP TABLE: the running release may still use the table, and its data is gone"
-    if first in ("lock", "cluster") or re.match(r"^vacuum\b.*\bfull\b", text):
-        return f"{first.upper()} holds an exclusive lock on the table for its whole run"
-    return f"not recognised: {text if len(text) <= 60 else text[:57] + '...'}"
+def alter_table_reasons(table: str, rest: str, created: set[str], schema: Schema) -> Iterator[str]:
+    for action in split_top_level(rest):
+        found = action_rule(action)
+        rule = found and refined_action(found, action, table, schema)
+        if table in created:
+            continue  # a table made in this file is not in use yet
+        if why := offline_reason(rule, f"ALTER TABLE {table} {action}"):
+            yield why
 
 
-def offline_reasons(text: str, created: set[str], schema: Schema) -> Iterator[str]:
-    """Why one statement (as ``Statement.text``) would make its migration offline."""
+def statement_reasons(text: str, created: set[str], schema: Schema) -> Iterator[str]:
+    """Why one statement other than ALTER TABLE would make its migration offline."""
     if created_table := CREATE_TABLE.match(text):
         table = table_name(created_table["table"])
         created.add(table)
-        for part in split_top_level(column_list(text, created_table.end())):
-            if column := TABLE_COLUMN.match(part):
-                schema.record(table, column["column"], column["rest"])
-    elif index := CREATE_INDEX.match(text):
-        table = table_name(index["table"])
-        if not index["concurrently"] and table not in created:
-            yield f"CREATE INDEX without CONCURRENTLY on existing table {table} blocks its writes"
-    elif altered := ALTER_TABLE.match(text):
-        table = table_name(altered["table"])
-        for action in split_top_level(altered["rest"]):
-            why = alter_action_reason(action, table, schema)
-            if why and table not in created:  # a table made in this file is not in use yet
-                yield why
-    elif why := other_statement_reason(text, created):
+        schema.record_columns(table, column_list(text, created_table.end()))
+        return
+    if declared := declared_volatility(text):
+        schema.functions[declared[0]] = declared[1]
+    index = CREATE_INDEX.match(text)
+    target = index or DATA_CHANGE.match(text)
+    if target and table_name(target["table"]) in created:
+        return
+    if why := offline_reason(statement_rule(text), text):
         yield why
+
+
+def session_note(sql: str) -> str | None:
+    """What a file's SET of a timeout (SQL: the statement as written) is worth: the
+    runner's bounds apply whatever it sets, so it can only tighten them."""
+    try:
+        setting = timeout_setting(sql)
+    except ValueError:
+        return None
+    if setting is None:
+        return None
+    return (
+        f"{setting.name} {setting.raw}: the runner's own bound applies to every statement;"
+        " a file can only tighten it"
+    )
 
 
 def classify(migration: Migration, schema: Schema | None = None) -> Classification:
     """Online or offline, with the line and reason of each statement that makes it offline.
 
-    ``schema`` carries the text/varchar columns of earlier files (pass the same one through
-    the files in version order), so a varchar widened here is known to need no rewrite.
+    ``schema`` carries what the earlier files established (pass the same one through the
+    files in version order): a varchar widened here is known to need no rewrite, a NOT NULL
+    check validated earlier lets SET NOT NULL through, a function created earlier has the
+    volatility it declared.
     """
     schema = Schema() if schema is None else schema
     created: set[str] = set()
-    reasons = []
+    reasons, notes = [], []
     if migration.offline_line:
         reasons.append(Reason(migration.offline_line, "the header declares `-- class: offline`"))
+    schema.not_valid_here.clear()
     for statement in statements(migration.sql):
-        for why in offline_reasons(statement.text, created, schema):
-            reasons.append(Reason(statement.line, why))
-    return Classification(OFFLINE if reasons else ONLINE, tuple(reasons))
+        if not migration.transactional:
+            schema.not_valid_here.clear()  # each statement commits on its own
+        if altered := ALTER_TABLE.match(statement.text):
+            found = alter_table_reasons(
+                table_name(altered["table"]), altered["rest"], created, schema
+            )
+        else:
+            found = statement_reasons(statement.text, created, schema)
+        reasons += [Reason(statement.line, why) for why in found]
+        if note := session_note(migration.sql[statement.start : statement.end]):
+            notes.append(Reason(statement.line, note))
+    return Classification(OFFLINE if reasons else ONLINE, tuple(reasons), tuple(notes))
 
 
 # --- squawk -------------------------------------------------------------------------
@@ -818,6 +901,9 @@ class FileResult:
                 {"line": reason.line, "reason": reason.why}
                 for reason in self.classification.reasons
             ],
+            "class_notes": [
+                {"line": note.line, "note": note.why} for note in self.classification.notes
+            ],
             "findings": [
                 {
                     "line": finding.line,
@@ -855,11 +941,11 @@ def lint_results(migrations: list[Migration]) -> list[FileResult]:
         )
     hits = run_squawk(squawk, migrations)
     linted = {str(m.path) for m in migrations}
-    context = Context()
+    context, schema = Context(), Schema()
     results = []
     for migration in sorted([*earlier_files(migrations), *migrations], key=lambda m: m.version):
         verdicts = project_verdicts(migration, context)
-        classification = classify(migration, context.schema)
+        classification = classify(migration, schema)
         label = str(migration.path)
         if label not in linted:
             continue

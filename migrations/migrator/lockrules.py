@@ -126,7 +126,7 @@ ACTIONS: tuple[LockRule, ...] = (
     ),
     _rule(
         "add-column-volatile-default",
-        "ADD COLUMN ... DEFAULT <volatile expression>",
+        "ADD COLUMN ... DEFAULT (a volatile expression)",
         rf"{ADD}{NAME}\s+.*\bdefault\b",
         "ACCESS EXCLUSIVE",
         REWRITE,
@@ -210,6 +210,26 @@ ACTIONS: tuple[LockRule, ...] = (
         example="ALTER TABLE call_log VALIDATE CONSTRAINT call_log_duration_check",
     ),
     _rule(
+        "validate-in-adding-transaction",
+        "VALIDATE CONSTRAINT in the transaction that added it NOT VALID",
+        r"validate\s+constraint\b",
+        "ACCESS EXCLUSIVE",
+        SCAN,
+        OFFLINE,
+        "the ADD's ACCESS EXCLUSIVE is still held while VALIDATE scans every row",
+        refines="validate-constraint",
+    ),
+    _rule(
+        "drop-check",
+        "DROP CONSTRAINT of a CHECK constraint",
+        r"drop\s+constraint\b",
+        "ACCESS EXCLUSIVE",
+        CATALOG,
+        ONLINE,
+        "a CHECK only refuses writes: dropping it breaks no query",
+        refines="drop-constraint",
+    ),
+    _rule(
         "drop-constraint",
         "DROP CONSTRAINT",
         r"drop\s+constraint\b",
@@ -250,7 +270,7 @@ ACTIONS: tuple[LockRule, ...] = (
         example="ALTER TABLE call_log DROP COLUMN note",
     ),
     _rule(
-        "rename-column",
+        "rename",
         "RENAME [COLUMN] ... TO / RENAME TO",
         r"rename\s+",
         "ACCESS EXCLUSIVE",
@@ -811,3 +831,20 @@ def strongest(modes: list[str]) -> str:
     """The strongest of MODES (PostgreSQL's names); "" for none."""
     known = [MODES.index(mode) for mode in modes if mode in MODES]
     return MODES[max(known)] if known else ""
+
+
+def markdown_table() -> str:
+    """The lock table as docs/lint-rules.md shows it: one line per row, in order."""
+    lines = [
+        "| row | form | lock on the table | rows | class | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group, rules in (("ALTER TABLE", ACTIONS), ("statement", STATEMENTS)):
+        for rule in rules:
+            form = f"ALTER TABLE ... {rule.form}" if group == "ALTER TABLE" else rule.form
+            refines = f" (refines `{rule.refines}`)" if rule.refines else ""
+            lines.append(
+                f"| `{rule.name}`{refines} | {form.replace('|', '/')} | {rule.lock or 'none'}"
+                f" | {rule.effect} | {rule.kind} | {rule.why} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -52,6 +52,14 @@ def test_accepted_example_gets_no_finding(tmp_path: Path, example: Example) -> N
     assert verdict == "accepted"
 
 
+@pytest.mark.parametrize("example", CORPUS.examples, ids=lambda example: example.name)
+def test_example_gets_the_class_its_label_gives(tmp_path: Path, example: Example) -> None:
+    (result,) = lint.lint_results([load_migration(write(example, tmp_path))])
+    assert result.classification.kind == example.kind, (
+        f"docs/lint-rules.md:{example.line}: {result.classification.reasons}"
+    )
+
+
 def test_every_rule_has_a_section_with_a_refused_and_an_accepted_example() -> None:
     for rule in sorted(LINT_RULES):
         assert rule in CORPUS.rule_sections, f"no '## {rule}' section"
@@ -77,7 +85,7 @@ SAMPLE = """# Title
 
 ## Prose
 
-**Accepted**: prose sections may hold accepted examples.
+**Accepted** (online): prose sections may hold accepted examples.
 
 ```sql
 SELECT 1;
@@ -91,7 +99,7 @@ echo "## not a heading"
 
 Text.
 
-**Refused** (a note), and
+**Refused** (offline; a note), and
 more of the same paragraph:
 
 ```sql
@@ -110,7 +118,7 @@ CREATE TABLE t (c varchar(9));
 ALTER TABLE t ALTER COLUMN c TYPE varchar(10);
 ```
 
-**Accepted**:
+**Accepted** (online):
 
 ```sql
 ALTER TABLE t ALTER COLUMN c TYPE text;
@@ -122,10 +130,10 @@ def test_parse_reads_sections_labels_and_earlier_files() -> None:
     corpus = parse(SAMPLE)
     assert corpus.sections == ("Prose", "drop-column")
     assert corpus.rule_sections == ("drop-column",)
-    assert [(e.section, e.expected, e.line) for e in corpus.examples] == [
-        ("Prose", ACCEPTED, 7),
-        ("drop-column", REFUSED, 22),
-        ("drop-column", ACCEPTED, 40),
+    assert [(e.section, e.expected, e.kind, e.line) for e in corpus.examples] == [
+        ("Prose", ACCEPTED, "online", 7),
+        ("drop-column", REFUSED, "offline", 22),
+        ("drop-column", ACCEPTED, "online", 40),
     ]
     refused, accepted = corpus.examples[1:]
     assert refused.sql == "ALTER TABLE t DROP COLUMN c;\n"
@@ -157,6 +165,7 @@ def test_write_puts_earlier_files_before_the_example(tmp_path: Path) -> None:
         ("## a\n\n**Earlier file**:\n\n```sql\nSELECT 1;\n```\n\n## b\n", "no example after it"),
         ("## a\n\n**Earlier file**:\n\n```sql\nSELECT 1;\n```\n", "no example after it"),
         ("## a\n\n**Accepted**:\n\n```sql\nSELECT 1;\n", "never closed"),
+        ("## a\n\n**Accepted**: no class.\n\n```sql\nSELECT 1;\n```\n", "give the class"),
     ],
 )
 def test_parse_refuses_a_malformed_document(text: str, message: str) -> None:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "migrations") not in sys.path:
     sys.path.insert(0, str(ROOT / "migrations"))
 
-from migrator import lint  # noqa: E402
+from migrator import lint, lockrules  # noqa: E402
 from migrator.cli import main  # noqa: E402
 from migrator.exitcodes import ExitCode  # noqa: E402
 from migrator.files import Migration, MigrationFileError, load_migration  # noqa: E402
@@ -45,37 +45,37 @@ ONLINE_AND_OFFLINE = [
     pytest.param(
         "CREATE TABLE agent (id bigint PRIMARY KEY, name text);",
         "DROP TABLE call_log_old;",
-        "DROP TABLE",
+        "drop",
         id="create-vs-drop-table",
     ),
     pytest.param(
         "ALTER TABLE call_log ADD COLUMN note text;",
         "ALTER TABLE call_log ADD COLUMN note text NOT NULL;",
-        "NOT NULL without a default",
+        "add-column-not-null",
         id="add-column-nullable",
     ),
     pytest.param(
         "ALTER TABLE call_log ADD COLUMN channel text NOT NULL DEFAULT 'voice';",
-        "ALTER TABLE call_log ADD COLUMN seen_at timestamptz DEFAULT now();",
-        "volatile default",
+        "ALTER TABLE call_log ADD COLUMN seen_at timestamptz DEFAULT clock_timestamp();",
+        "add-column-volatile-default",
         id="add-column-constant-vs-volatile-default",
     ),
     pytest.param(
         "ALTER TABLE call_log ADD COLUMN attempts integer DEFAULT 0;",
         "ALTER TABLE call_log ADD COLUMN seq bigserial;",
-        "BIGSERIAL",
+        "add-column-identity",
         id="add-column-serial",
     ),
     pytest.param(
         "CREATE INDEX CONCURRENTLY call_log_status_idx ON call_log (status);",
         "CREATE INDEX call_log_status_idx ON call_log (status);",
-        "without CONCURRENTLY on existing table call_log",
+        "create-index",
         id="create-index",
     ),
     pytest.param(
         "CREATE TABLE agent (id bigint, name text);\nCREATE INDEX agent_name_idx ON agent (name);",
         "CREATE INDEX agent_name_idx ON agent (name);",
-        "existing table agent",
+        "create-index",
         id="index-on-table-created-here",
     ),
     pytest.param(
@@ -83,91 +83,93 @@ ONLINE_AND_OFFLINE = [
         " FOREIGN KEY (agent_id) REFERENCES agent (id) NOT VALID;",
         "ALTER TABLE call_log ADD CONSTRAINT call_log_agent_fk"
         " FOREIGN KEY (agent_id) REFERENCES agent (id);",
-        "checks every row",
+        "add-foreign-key",
         id="constraint-not-valid",
     ),
     pytest.param(
         "ALTER TABLE call_log VALIDATE CONSTRAINT call_log_agent_fk;",
         "ALTER TABLE call_log DROP CONSTRAINT call_log_agent_fk;",
-        "may rely on it",
+        "drop-constraint",
         id="validate-vs-drop-constraint",
     ),
     pytest.param(
         "COMMENT ON COLUMN call_log.duration IS 'legacy; DROP TABLE call_log when unused';",
-        "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
-        "not recognised",
+        "CREATE RULE call_log_keep AS ON DELETE TO call_log DO INSTEAD NOTHING;",
+        "not in the lock table",
         id="comment-vs-unknown",
     ),
     pytest.param(
         "CREATE TABLE agent (id bigint, old integer);\nALTER TABLE agent DROP COLUMN old;",
         "ALTER TABLE call_log DROP COLUMN duration;",
-        "drops column duration of call_log",
+        "drop-column",
         id="drop-column",
     ),
     pytest.param(
         "ALTER TABLE call_log ADD COLUMN duration_legacy integer;",
         "ALTER TABLE call_log RENAME COLUMN duration TO duration_legacy;",
-        "renames column duration",
+        "rename",
         id="rename-column",
     ),
     pytest.param(
         "CREATE TABLE calls (id bigint);",
         "ALTER TABLE call_log RENAME TO calls;",
-        "renames table call_log",
+        "rename",
         id="rename-table",
     ),
     pytest.param(
         "ALTER TABLE call_log ALTER COLUMN status DROP NOT NULL;",
         "ALTER TABLE call_log ALTER COLUMN status SET NOT NULL;",
-        "SET NOT NULL on existing column call_log.status",
+        "set-not-null",
         id="set-not-null",
     ),
     pytest.param(
         "CREATE TABLE call_status (name text);\nINSERT INTO call_status (name) VALUES ('x');",
         "INSERT INTO call_status (name) VALUES ('ringing');",
-        "INSERT changes data",
+        "data-change",
         id="insert",
     ),
     pytest.param(
         "ALTER TABLE call_log ALTER COLUMN status SET DEFAULT 'ringing';",
         "UPDATE call_log SET status = 'done' WHERE status = 'ended';",
-        "UPDATE changes data",
+        "data-change",
         id="update",
     ),
     pytest.param(
         "CREATE TABLE scratch (id bigint);\nDELETE FROM scratch;",
         "DELETE FROM call_log WHERE status = 'x';",
-        "DELETE changes data",
+        "data-change",
         id="delete",
     ),
     pytest.param(
         "ALTER TABLE call_log ADD COLUMN note text;",
         "LOCK TABLE call_log IN ACCESS EXCLUSIVE MODE;",
-        "LOCK holds",
+        "lock",
         id="lock",
     ),
     pytest.param(
         "ALTER TABLE call_log ADD COLUMN note text;",
         "CLUSTER call_log USING call_log_pkey;",
-        "CLUSTER holds",
+        "cluster",
         id="cluster",
     ),
     pytest.param(
         "ALTER TABLE call_log ADD COLUMN note text;",
         "VACUUM FULL call_log;",
-        "VACUUM holds",
+        "vacuum-full",
         id="vacuum-full",
     ),
 ]
 
 
-@pytest.mark.parametrize(("online", "offline", "reason"), ONLINE_AND_OFFLINE)
-def test_rule_has_an_online_and_an_offline_form(online: str, offline: str, reason: str) -> None:
+@pytest.mark.parametrize(("online", "offline", "row"), ONLINE_AND_OFFLINE)
+def test_rule_has_an_online_and_an_offline_form(online: str, offline: str, row: str) -> None:
+    """ROW: the lock table's row the offline form's reason names."""
     assert classify(online) == lint.Classification(lint.ONLINE)
     found = classify(offline)
     assert found.kind == lint.OFFLINE
     assert len(found.reasons) == 1
-    assert reason in found.reasons[0].why
+    why = found.reasons[0].why
+    assert why.endswith(f"{row})") or row in why, why
 
 
 WIDENING = [
@@ -186,7 +188,7 @@ def test_only_widening_a_varchar_is_online(before: str, after: str, kind: str) -
     found = classify(f"ALTER TABLE agent ALTER COLUMN name TYPE {after};", created)
     assert found.kind == kind
     if kind == lint.OFFLINE:
-        assert "changes the type of agent.name" in found.reasons[0].why
+        assert found.reasons[0].why.endswith("alter-column-type)"), found.reasons[0].why
 
 
 def test_type_follows_added_columns_and_earlier_type_changes() -> None:
@@ -214,7 +216,7 @@ def test_reasons_name_each_offline_statement_line() -> None:
     found = classify(sql)
     assert found.kind == lint.OFFLINE
     assert [reason.line for reason in found.reasons] == [3, 5]
-    assert "drops column duration" in found.reasons[1].why
+    assert found.reasons[1].why.endswith("drop-column)"), found.reasons[1].why
 
 
 def test_header_forces_offline_never_online(tmp_path: Path) -> None:
@@ -266,7 +268,11 @@ def test_lint_json_reports_class_and_findings_per_file(tmp_path: Path) -> None:
     good = tmp_path / "0500_note.sql"
     good.write_text("ALTER TABLE call_log ADD COLUMN note text;\n", encoding="utf-8")
     bad = tmp_path / "0501_drop.sql"
-    bad.write_text("SELECT 1;\nALTER TABLE call_log DROP COLUMN duration;\n", encoding="utf-8")
+    bad.write_text(
+        "CREATE RULE keep AS ON DELETE TO call_log DO INSTEAD NOTHING;\n"
+        "ALTER TABLE call_log DROP COLUMN duration;\n",
+        encoding="utf-8",
+    )
     code, document, _ = lint_json(str(bad), str(good))
     assert code == ExitCode.LINT_FINDINGS
     assert document["exit_code"] == ExitCode.LINT_FINDINGS
@@ -279,6 +285,7 @@ def test_lint_json_reports_class_and_findings_per_file(tmp_path: Path) -> None:
         "verdict": "accepted",
         "class": "online",
         "class_reasons": [],
+        "class_notes": [],
         "findings": [],
         "allows": [],
     }
@@ -286,7 +293,7 @@ def test_lint_json_reports_class_and_findings_per_file(tmp_path: Path) -> None:
     assert offline["version"] == 501
     assert offline["class"] == "offline"
     assert [reason["line"] for reason in offline["class_reasons"]] == [1, 2]
-    assert offline["class_reasons"][0]["reason"].startswith("not recognised")
+    assert "not in the lock table" in offline["class_reasons"][0]["reason"]
     assert offline["verdict"] == "refused"
     # squawk's ban-drop-column says the same as the project rule: reported once
     assert [finding["rule"] for finding in offline["findings"]] == ["drop-column"]
@@ -311,3 +318,115 @@ def test_lint_json_without_squawk_fails(monkeypatch: pytest.MonkeyPatch) -> None
     assert code == ExitCode.LINT_FINDINGS
     assert "squawk-cli" in document["error"]
     assert err.startswith("error: lint: squawk not found")
+
+
+# --- PostgreSQL's lock rules, not an allowlist -------------------------------------------
+
+LOCK_RULE_CASES = [
+    pytest.param("GRANT SELECT ON call_log TO prosaas_reader;", "accepted", "online", id="grant"),
+    pytest.param(
+        "CREATE OR REPLACE VIEW call_log_recent AS SELECT id, caller FROM call_log;",
+        "accepted",
+        "online",
+        id="view",
+    ),
+    pytest.param(
+        "ALTER TABLE call_log SET (fillfactor = 90);", "accepted", "online", id="fillfactor"
+    ),
+    pytest.param(
+        "SET statement_timeout = 0;\n"
+        "SET lock_timeout = '5s';\n"
+        "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS started_at timestamptz;\n"
+        "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS ended_at timestamptz;\n"
+        "ALTER TABLE call_log ADD COLUMN IF NOT EXISTS duration_sec integer;\n",
+        "accepted",
+        "online",
+        id="109-as-the-seed-wrote-it",
+    ),
+    pytest.param(
+        "ALTER TABLE call_log ADD COLUMN seen_at timestamptz DEFAULT now();",
+        "accepted",
+        "online",
+        id="stable-default",
+    ),
+    pytest.param(
+        "-- transaction: false\nDROP INDEX CONCURRENTLY IF EXISTS call_log_caller_idx;",
+        "accepted",
+        "online",
+        id="drop-index-concurrently",
+    ),
+    pytest.param(
+        "SET lock_timeout = 0;\nALTER TABLE call_log ADD COLUMN note text;",
+        "refused",
+        "online",
+        id="lock-bound-off",
+    ),
+    pytest.param(
+        "ALTER TABLE call_log ADD COLUMN agent varchar(32);\n"
+        "ALTER TABLE call_log ALTER COLUMN agent TYPE varchar(64);",
+        "accepted",
+        "online",
+        id="widened-in-the-file-that-added-it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "verdict", "kind"), LOCK_RULE_CASES)
+def test_harmless_statements_are_online_and_the_lock_bound_stays_on(
+    tmp_path: Path, sql: str, verdict: str, kind: str
+) -> None:
+    path = tmp_path / "0500_case.sql"
+    path.write_text(sql, encoding="utf-8")
+    (result,) = lint.lint_results([load_migration(path)])
+    assert (result.verdict, result.classification.kind) == (verdict, kind), (
+        [str(finding) for finding in result.findings],
+        result.classification.reasons,
+    )
+
+
+def test_a_refused_lock_bound_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "0500_case.sql"
+    path.write_text("ALTER TABLE call_log ADD COLUMN a text;\nSET LOCAL lock_timeout TO 0;\n")
+    (result,) = lint.lint_results([load_migration(path)])
+    assert [(finding.line, finding.rule) for finding in result.findings] == [
+        (2, "lock-timeout-off")
+    ]
+
+
+def test_a_files_timeouts_are_noted_as_under_the_runners_bounds() -> None:
+    found = classify("SET lock_timeout = '5s';\nALTER TABLE call_log ADD COLUMN a text;")
+    assert found.kind == lint.ONLINE
+    assert [(note.line, note.why.split(":")[0]) for note in found.notes] == [
+        (1, "lock_timeout '5s'")
+    ]
+
+
+def test_a_function_created_earlier_has_the_volatility_it_declares() -> None:
+    stable = "CREATE FUNCTION today() RETURNS date LANGUAGE sql STABLE AS $$ SELECT now()::date $$;"
+    volatile = "CREATE FUNCTION pick() RETURNS int LANGUAGE sql AS $$ SELECT 4 $$;"
+    assert classify("ALTER TABLE call_log ADD COLUMN d date DEFAULT today();", stable).kind == (
+        lint.ONLINE
+    )
+    found = classify("ALTER TABLE call_log ADD COLUMN p int DEFAULT pick();", volatile)
+    assert found.reasons[0].why.endswith("add-column-volatile-default)")
+    unknown = classify("ALTER TABLE call_log ADD COLUMN p int DEFAULT nobody_knows();")
+    assert unknown.kind == lint.OFFLINE
+
+
+def test_set_not_null_after_a_validated_check_in_the_same_file_is_online() -> None:
+    added = "ALTER TABLE call_log ADD CONSTRAINT caller_nn CHECK (caller IS NOT NULL) NOT VALID;"
+    sql = (
+        "ALTER TABLE call_log VALIDATE CONSTRAINT caller_nn;\n"
+        "ALTER TABLE call_log ALTER COLUMN caller SET NOT NULL;\n"
+    )
+    assert classify(sql, added).kind == lint.ONLINE
+    # validated in the transaction that added it: the ADD's lock is held through the scan
+    same = classify(f"{added}\n{sql}")
+    assert same.reasons[0].why.endswith("validate-in-adding-transaction)"), same.reasons
+    unproven = classify("ALTER TABLE call_log ALTER COLUMN caller SET NOT NULL;")
+    assert unproven.reasons[0].why.endswith("set-not-null)")
+
+
+def test_every_row_of_the_lock_table_is_in_the_document() -> None:
+    document = (ROOT / "docs" / "lint-rules.md").read_text(encoding="utf-8")
+    assert lockrules.markdown_table() in document, "docs/lint-rules.md: regenerate the lock table"
