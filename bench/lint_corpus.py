@@ -1,6 +1,6 @@
 """Benchmark: the project's lint vs squawk alone, on the examples of docs/lint-rules.md.
 
-    python bench/lint_corpus.py [--out FILE.json]
+    python bench/lint_corpus.py [--baseline REV] [--out FILE.json]
 
 Every example of the document (tests/lint_rules_doc.py reads them) is written out as
 0500_example.sql, with its earlier files beside it, and checked twice:
@@ -16,13 +16,22 @@ are unsafe (Refused) and which are safe (Accepted); a miss is an unsafe one acce
 false alarm a safe one refused. It prints a markdown table and each miss and false alarm,
 and writes every verdict to a JSON file. The exit code is non-zero only when the
 benchmark itself could not run (squawk missing or failing, a malformed document).
+
+The document also gives each example the class it must get (online or offline); the
+class accuracy is the share of examples the classifier (`lint.classify`, through
+`lint_results`) gives that class. With --baseline REV the classifier of the commit REV
+(its migrations/migrator, taken with `git archive`) classifies the same examples in the
+same run, side by side. Squawk has no classes.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -100,6 +109,116 @@ def judge(tool: str, example: Example, check: Callable[[Path], list[str]]) -> Ve
     return Verdict(tool, example.section, example.line, example.expected, tuple(rules))
 
 
+@dataclass(frozen=True)
+class ClassVerdict:
+    """One classifier's class for one example, and the class the document gives it."""
+
+    classifier: str
+    section: str
+    line: int
+    expected: str
+    got: str
+
+    @property
+    def right(self) -> bool:
+        return self.got == self.expected
+
+
+def project_class(path: Path) -> str:
+    (result,) = lint.lint_results([load_migration(path)])
+    return result.classification.kind
+
+
+# Run by the baseline's own Python, with its migrations/ first on the path: the class of
+# each example folder's 0500_example.sql, its earlier files classified before it.
+BASELINE_CLASSIFY = """
+import json, sys
+from pathlib import Path
+from migrator import lint
+from migrator.files import load_migration
+kinds = {}
+for folder in sys.argv[1:]:
+    schema = lint.Schema()
+    for path in sorted(Path(folder).glob("*.sql")):
+        kind = lint.classify(load_migration(path), schema).kind
+    kinds[folder] = kind
+print(json.dumps(kinds))
+"""
+
+
+def baseline_classes(revision: str, examples: tuple[Example, ...]) -> dict[int, str]:
+    """The class the classifier of REVISION gives each example, by its document line."""
+    archive = subprocess.run(
+        ["git", "archive", revision, "migrations/migrator"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"--baseline {revision}: {archive.stderr.decode().strip()}")
+    with tempfile.TemporaryDirectory(prefix="lint-corpus-baseline-") as directory:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(directory, filter="data")
+        folders = {}
+        for example in examples:
+            folder = Path(directory) / f"example-{example.line}"
+            folder.mkdir()
+            write(example, folder)
+            folders[str(folder)] = example.line
+        result = subprocess.run(
+            [sys.executable, "-c", BASELINE_CLASSIFY, *folders],
+            cwd=Path(directory) / "migrations",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise BenchError(f"--baseline {revision}: its classifier failed: {result.stderr[-300:]}")
+    return {folders[folder]: kind for folder, kind in json.loads(result.stdout).items()}
+
+
+def class_verdicts(corpus: Corpus, baseline: str | None) -> tuple[list[str], list[ClassVerdict]]:
+    classifiers = {f"classifier at {git_commit()}": None}
+    if baseline:
+        classifiers[f"classifier at {baseline}"] = baseline_classes(baseline, corpus.examples)
+    verdicts = []
+    for name, given in classifiers.items():
+        for example in corpus.examples:
+            if given is None:
+                with tempfile.TemporaryDirectory(prefix="lint-corpus-") as directory:
+                    got = project_class(write(example, Path(directory)))
+            else:
+                got = given[example.line]
+            verdicts.append(ClassVerdict(name, example.section, example.line, example.kind, got))
+    return list(classifiers), verdicts
+
+
+def class_report(
+    names: list[str], verdicts: list[ClassVerdict], examples: dict[int, Example]
+) -> list[str]:
+    lines = [
+        "| classifier | right class | online examples right | offline examples right |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in names:
+        own = [v for v in verdicts if v.classifier == name]
+        online = [v for v in own if v.expected == "online"]
+        offline = [v for v in own if v.expected == "offline"]
+        lines.append(
+            f"| {name} | {sum(v.right for v in own)} of {len(own)}"
+            f" ({100 * sum(v.right for v in own) / max(len(own), 1):.0f} %)"
+            f" | {sum(v.right for v in online)} of {len(online)}"
+            f" | {sum(v.right for v in offline)} of {len(offline)} |"
+        )
+    wrong = [
+        f"- {v.classifier}: {v.section} (docs/lint-rules.md:{v.line})"
+        f" `{examples[v.line].first_line}` is {v.expected}, classed {v.got}"
+        for v in verdicts
+        if not v.right
+    ]
+    return ["", "Class accuracy:", "", *lines, "", "Wrong classes:", *(wrong or ["- none"])]
+
+
 def summarise(tool: str, verdicts: list[Verdict]) -> Row:
     unsafe = [v for v in verdicts if v.expected == REFUSED]
     safe = [v for v in verdicts if v.expected != REFUSED]
@@ -169,7 +288,7 @@ def git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def run_benchmark(started: datetime) -> dict[str, Any]:
+def run_benchmark(started: datetime, baseline: str | None) -> dict[str, Any]:
     squawk = lint.find_squawk()
     if squawk is None:
         raise BenchError("squawk not found: pip install -r requirements.txt")
@@ -188,7 +307,10 @@ def run_benchmark(started: datetime) -> dict[str, Any]:
     except lint.SquawkUnavailable as exc:
         raise BenchError(str(exc)) from None
     rows = [summarise(tool, [v for v in verdicts if v.tool == tool]) for tool in checks]
-    print(report_text(corpus, rows, verdicts), flush=True)
+    names, classes = class_verdicts(corpus, baseline)
+    examples = {example.line: example for example in corpus.examples}
+    report = [report_text(corpus, rows, verdicts), *class_report(names, classes, examples)]
+    print("\n".join(report), flush=True)
     return {
         "benchmark": "the project's lint vs squawk alone on the examples of docs/lint-rules.md",
         "command": command_line(sys.argv),
@@ -200,6 +322,7 @@ def run_benchmark(started: datetime) -> dict[str, Any]:
         "machine": host_info(),
         "summary": [asdict(row) for row in rows],
         "verdicts": [{**asdict(v), "refused": v.refused, "right": v.right} for v in verdicts],
+        "classes": [{**asdict(v), "right": v.right} for v in classes],
     }
 
 
@@ -208,6 +331,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, help="JSON file (default bench/results/lint-corpus-<UTC stamp>.json)"
     )
+    parser.add_argument(
+        "--baseline", help="a git revision whose classifier classifies the examples beside"
+    )
     return parser.parse_args(argv)
 
 
@@ -215,7 +341,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
     out = args.out or default_out("lint-corpus", started)
-    return write_results(lambda: run_benchmark(started), out)
+    return write_results(lambda: run_benchmark(started, args.baseline), out)
 
 
 if __name__ == "__main__":
