@@ -724,8 +724,7 @@ def session_note(sql: str) -> str | None:
     if setting is None:
         return None
     return (
-        f"{setting.name} {setting.raw}: the runner's own bound applies to every statement;"
-        " a file can only tighten it"
+        f"{setting.name} {setting.raw} is held to the runner's bound (a file can only tighten it)"
     )
 
 

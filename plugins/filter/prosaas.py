@@ -84,13 +84,15 @@ def lint_refusal(migrations: list[dict[str, Any]], image: str) -> str:
 
 def pending_migrations(plan: dict[str, Any]) -> str:
     """``109 (online), 110 (offline; allows RULE because REASON)``, or ``none``: the plan's
-    pending migrations with their class and each opt-in of the lint with its reason."""
+    pending migrations with their class, each opt-in of the lint with its reason, and each
+    note of the classifier (a timeout the file sets, under the runner's bounds)."""
     by_version = {m.get("version"): m for m in plan.get("migrations") or []}
     named = []
     for version in plan.get("pending") or []:
         migration = by_version.get(version, {})
         notes = [migration["class"]] if migration.get("class") else []
         notes += [f"allows {a['rule']} because {a['reason']}" for a in migration.get("allows", [])]
+        notes += [f"line {n['line']}: {n['note']}" for n in migration.get("class_notes", [])]
         named.append(f"{version} ({'; '.join(notes)})" if notes else str(version))
     return ", ".join(named) or "none"
 

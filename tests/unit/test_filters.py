@@ -92,13 +92,19 @@ def test_summary_shows_each_opt_in_of_the_lint_with_its_reason() -> None:
                 "class": "offline",
                 "allows": [{"rule": "drop-column", "reason": "no release reads it", "line": 2}],
             },
-            {"version": 111, "class": "online", "allows": []},
+            {
+                "version": 111,
+                "class": "online",
+                "allows": [],
+                "class_notes": [{"line": 1, "note": "lock_timeout '5s' under the runner's"}],
+            },
         ],
     }
     summary = filters.deploy_summary({"plan": plan}).splitlines()
     assert (
         "migrations pending before the deploy:"
-        " 110 (offline; allows drop-column because no release reads it), 111 (online)"
+        " 110 (offline; allows drop-column because no release reads it),"
+        " 111 (online; line 1: lock_timeout '5s' under the runner's)"
     ) in summary
 
 
