@@ -6,6 +6,14 @@ transaction, so ``CREATE INDEX CONCURRENTLY`` never waits for it), create the hi
 if missing, re-read the history, refuse changed applied files, then apply each pending
 migration under the lock retry schedule of :mod:`migrator.retry`.
 
+Every file runs statement by statement (as :func:`migrator.sql.split_statements` cuts it;
+a transactional file in one transaction), and before each statement the runner sets its
+own ``lock_timeout`` (the attempt's), ``statement_timeout`` (none, or the online bound) and
+``idle_in_transaction_session_timeout`` (its session's). A file's SET or RESET of one of
+those (:mod:`migrator.session`) can only tighten it: a statement runs under the tighter of
+the runner's value and the file's latest, and a file's 0, DEFAULT or RESET is the
+runner's. After each file the runner's own session values are back.
+
 Online runs (the previous release keeps serving) bound each statement that blocks the
 app's queries on a table (:mod:`migrator.locks`) with ``statement_timeout``; in a
 transaction the bound then covers every later statement too, since the lock is held until
@@ -23,13 +31,13 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import errors
 
-from . import db, locks
+from . import db, locks, session
 from .exitcodes import ExitCode
 from .files import Migration
 from .output import Output
 from .redact import error_text
 from .retry import Budget, jitter_s, lock_timeout_ms
-from .sql import created_index_names, split_statements
+from .sql import created_index_names
 
 BLOCKER_POLL_S = 0.05
 BLOCKER_LOG_EVERY_S = 1.0
@@ -85,6 +93,28 @@ class Cancelled(Exception):
         self.holder = holder  # the statement that took the blocking lock (may be ``step``)
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a file and the timeouts the file has set before it."""
+
+    step: locks.Step
+    file: dict[str, session.FileTimeout]
+
+
+def statements_of(migration: Migration) -> list[Statement]:
+    """The file's statements; a timeout it sets to a value that is not one is a bad file."""
+    steps = locks.steps(migration.sql)
+    try:
+        effects = session.in_effect([(s.sql, s.line) for s in steps], migration.transactional)
+    except ValueError as exc:
+        raise db.MigratorError(
+            ExitCode.BAD_MIGRATION_FILE,
+            f"{migration.path.name}: {exc}: write a number of milliseconds or a quoted value "
+            "with a unit ('250ms', '5s', '1min'); nothing applied",
+        ) from None
+    return [Statement(step, file) for step, file in zip(steps, effects, strict=True)]
+
+
 def elapsed_ms(since: float) -> int:
     return int((time.monotonic() - since) * 1000)
 
@@ -119,6 +149,9 @@ class Runner:
         self.control: psycopg.Connection | None = None  # runner lock + observer, no transaction
         self.work: psycopg.Connection | None = None  # runs the migrations
         self.locked = False
+        self.noted: set[tuple[int, str]] = set()  # (line, timeout) of a looser SET, logged
+        self.idle_ms = 0  # the work session's own idle_in_transaction_session_timeout
+        self.lock_ms_used = 0  # lock_timeout of the attempt's latest statement
         self.bound_ms = settings.exclusive_statement_timeout_ms
         self.first_lock_ms = settings.lock_timeout_ms
         self.max_lock_ms = settings.max_lock_timeout_ms
@@ -136,6 +169,30 @@ class Runner:
         self.control = db.connect(self.settings.dsn, self.settings.connect_timeout_s, "control")
         self.work = db.connect(self.settings.dsn, self.settings.connect_timeout_s, "work")
         self.work.execute("SET statement_timeout = 0")
+        row = self.work.execute(
+            "SELECT setting::int FROM pg_settings"
+            " WHERE name = 'idle_in_transaction_session_timeout'"
+        ).fetchone()
+        self.idle_ms = row[0] if row else 0
+
+    def set_timeouts(self, lock_ms: int, statement_ms: int, idle_ms: int, local: bool) -> None:
+        """The work session's three timeouts (0: none), for its transaction when LOCAL."""
+        assert self.work is not None
+        self.work.execute(
+            "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s),"
+            " set_config('idle_in_transaction_session_timeout', %s, %s)",
+            (f"{lock_ms}ms", local, f"{statement_ms}ms", local, f"{idle_ms}ms", local),
+        )
+
+    def restore_session(self) -> None:
+        """The runner's own session values again, whatever the last file SET."""
+        work = self.work
+        if work is None or work.closed or getattr(work, "broken", False):
+            return
+        with contextlib.suppress(psycopg.Error):
+            work.execute("RESET lock_timeout")
+            work.execute("RESET idle_in_transaction_session_timeout")
+            work.execute("SET statement_timeout = 0")
 
     def close(self) -> None:
         for conn in (self.work, self.control):
@@ -178,6 +235,10 @@ class Runner:
 
     def up(self, migrations: list[Migration], to: int | None, outcome: Outcome) -> None:
         assert self.control is not None
+        applied = db.read_history(self.control)
+        for migration in migrations:  # a bad SET is refused before anything is created
+            if migration.version not in applied:
+                statements_of(migration)
         self.take_runner_lock()
         db.ensure_history(self.control)
         history = db.read_history(self.control)  # re-read under the lock
@@ -200,27 +261,31 @@ class Runner:
                 f"online: a statement that blocks a table runs under statement_timeout "
                 f"{self.bound_ms} ms; lock_timeout at most {self.max_lock_ms} ms per attempt"
             )
+        statements = {m.version: statements_of(m) for m in pending}
         for migration in pending:
-            self.apply(migration, outcome)
+            self.apply(migration, statements[migration.version], outcome)
 
-    def apply(self, migration: Migration, outcome: Outcome) -> None:
+    def apply(self, migration: Migration, statements: list[Statement], outcome: Outcome) -> None:
         assert self.work is not None
         self.out.log(f"{migration.label}: applying ({migration.description or 'no description'})")
         for line in db.describe_columns(self.work, migration.columns):
             self.out.log(f"{migration.label}: before: {line}")
-        steps = [] if self.bound_ms is None else locks.steps(migration.sql)
-        for step in steps:
+        for step in (s.step for s in statements if self.bound_ms is not None):
             if step.lock:
                 self.out.log(
                     f"{migration.label}: line {step.line} takes {step.lock.mode} on "
                     f"{step.lock.target}: online bound {self.bound_ms} ms"
                 )
+        self.noted.clear()
         started = time.monotonic()
         budget = Budget(self.settings.lock_budget_s)
-        if migration.transactional:
-            attempts = self.apply_transactional(migration, budget, started, steps)
-        else:
-            attempts = self.apply_autocommit(migration, budget, started, steps)
+        try:
+            if migration.transactional:
+                attempts = self.apply_transactional(migration, budget, started, statements)
+            else:
+                attempts = self.apply_autocommit(migration, budget, started, statements)
+        finally:
+            self.restore_session()
         elapsed_ms = int((time.monotonic() - started) * 1000)
         for line in db.describe_columns(self.work, migration.columns):
             self.out.log(f"{migration.label}: after: {line}")
@@ -245,6 +310,7 @@ class Runner:
             if clipped < 1:
                 self.exhausted(migration, budget, number, holders)
             sample = BlockerSample(self.control, self.work.info.backend_pid, clipped / 2000)
+            self.lock_ms_used = clipped
             try:
                 attempt(clipped)
             except errors.LockNotAvailable as exc:
@@ -252,8 +318,9 @@ class Runner:
                 holders = found
                 who = "; ".join(h.describe() for h in found) or "no blocker seen"
                 self.out.log(
-                    f"{migration.label}: attempt {number + 1} (lock_timeout {clipped} ms) gave "
-                    f"up: {error_text(exc, self.settings.dsn)}; blocked by: {who}"
+                    f"{migration.label}: attempt {number + 1} (lock_timeout "
+                    f"{self.lock_ms_used} ms) gave up: {error_text(exc, self.settings.dsn)}; "
+                    f"blocked by: {who}"
                 )
             else:
                 sample.stop()
@@ -304,23 +371,16 @@ class Runner:
     # --- transactional ---------------------------------------------------------------
 
     def apply_transactional(
-        self, migration: Migration, budget: Budget, started: float, steps: list[locks.Step]
+        self, migration: Migration, budget: Budget, started: float, statements: list[Statement]
     ) -> int:
-        """Run the file in one transaction: as one query, or statement by statement online."""
+        """Run the file in one transaction, statement by statement."""
         assert self.work is not None
         work = self.work
 
         def attempt(timeout_ms: int) -> None:
             with work.transaction():
-                work.execute(
-                    "SELECT set_config('statement_timeout', '0', true),"
-                    " set_config('lock_timeout', %s, true)",
-                    (f"{timeout_ms}ms",),
-                )
-                if self.bound_ms is None:
-                    work.execute(migration.sql)
-                else:
-                    self.run_in_transaction(steps)
+                self.set_timeouts(timeout_ms, 0, self.idle_ms, local=True)
+                self.run_in_transaction(migration, statements, timeout_ms)
                 duration = int((time.monotonic() - started) * 1000)
                 db.insert_history(work, migration, duration, self.settings.applied_by)
 
@@ -335,65 +395,108 @@ class Runner:
                 migration, exc, "rolled back; schema and history unchanged"
             ) from None
 
-    def run_in_transaction(self, steps: list[locks.Step]) -> None:
-        """Online: a blocking lock is held until the commit, so from the statement that takes
-        the first one on, every statement runs under what is left of the bound."""
-        assert self.work is not None and self.bound_ms is not None
+    def run_in_transaction(
+        self, migration: Migration, statements: list[Statement], lock_ms: int
+    ) -> None:
+        """Online, a blocking lock is held until the commit, so from the statement that takes
+        the first one on, every statement runs under what is left of the bound. The runner's
+        own timeouts are back for the history row."""
         holder: locks.Step | None = None
         since = 0.0
-        for step in steps:
-            if holder is None and step.lock:
+        for statement in statements:
+            step = statement.step
+            if self.bound_ms is not None and holder is None and step.lock:
                 holder, since = step, time.monotonic()
-            timeout = 0 if holder is None else max(1, self.bound_ms - elapsed_ms(since))
-            self.run_step(step, timeout, holder, local=True)
-        self.work.execute("SELECT set_config('statement_timeout', '0', true)")
+            bound = 0
+            if self.bound_ms is not None and holder is not None:
+                bound = max(1, self.bound_ms - elapsed_ms(since))
+            self.run_step(
+                migration, statement, lock_ms=lock_ms, bound_ms=bound, holder=holder, local=True
+            )
+        self.set_timeouts(lock_ms, 0, self.idle_ms, local=True)
 
     def run_step(
-        self, step: locks.Step, timeout_ms: int, holder: locks.Step | None, local: bool
+        self,
+        migration: Migration,
+        statement: Statement,
+        *,
+        lock_ms: int,
+        bound_ms: int,
+        holder: locks.Step | None,
+        local: bool,
     ) -> None:
-        """Run one statement under ``statement_timeout`` = ``timeout_ms`` (0: none)."""
+        """Run one statement under the runner's ``lock_timeout`` = ``lock_ms`` and
+        ``statement_timeout`` = ``bound_ms`` (0: none), or the file's, where tighter."""
         assert self.work is not None
-        self.work.execute(
-            "SELECT set_config('statement_timeout', %s, %s)", (f"{timeout_ms}ms", local)
-        )
+        step, file = statement.step, statement.file
+        lock = self.limit(migration, file, "lock_timeout", lock_ms, f"{lock_ms} ms")
+        shown = f"online bound of {self.bound_ms} ms"
+        timeout = self.limit(migration, file, "statement_timeout", bound_ms, shown)
+        idle_name, idle_shown = "idle_in_transaction_session_timeout", f"{self.idle_ms} ms"
+        idle = self.limit(migration, file, idle_name, self.idle_ms, idle_shown)
+        self.set_timeouts(lock, timeout, idle, local)
+        self.lock_ms_used = lock
         began = time.monotonic()
         try:
             self.work.execute(step.sql)
         except errors.QueryCanceled:
-            # a cancel from elsewhere (pg_cancel_backend) before the bound is an SQL error
-            if holder is None or elapsed_ms(began) < timeout_ms:
+            # the file's own tighter statement_timeout, or a cancel from elsewhere
+            # (pg_cancel_backend) before the bound, is an SQL error
+            if holder is None or timeout < bound_ms or elapsed_ms(began) < timeout:
                 raise
             raise Cancelled(step, holder) from None
+
+    def limit(
+        self,
+        migration: Migration,
+        file: dict[str, session.FileTimeout],
+        name: str,
+        runner_ms: int,
+        shown: str,
+    ) -> int:
+        """The timeout NAME a statement runs under: the runner's unless the file's is
+        tighter. A looser one the file sets is logged, once per file and line."""
+        setting = file.get(name)
+        if setting is None:
+            return runner_ms
+        if session.looser(runner_ms, setting.ms) and (setting.line, name) not in self.noted:
+            self.noted.add((setting.line, name))
+            self.out.log(
+                f"{migration.label}: line {setting.line} sets {name} {setting.shown}; the "
+                f"runner's {shown} applies (a file can only tighten it)"
+            )
+        return session.tighter(runner_ms, setting.ms)
 
     # --- outside a transaction -------------------------------------------------------
 
     def apply_autocommit(
-        self, migration: Migration, budget: Budget, started: float, steps: list[locks.Step]
+        self, migration: Migration, budget: Budget, started: float, statements: list[Statement]
     ) -> int:
         assert self.work is not None
         work = self.work
-        statements = split_statements(migration.sql)
         names = set(created_index_names(migration.sql))
         progress = {"next": 0}
         leftovers: set[tuple[str, str]] = set()
 
         def attempt(timeout_ms: int) -> None:
-            work.execute(
-                "SELECT set_config('statement_timeout', '0', false),"
-                " set_config('lock_timeout', %s, false)",
-                (f"{timeout_ms}ms",),
-            )
+            self.set_timeouts(timeout_ms, 0, self.idle_ms, local=False)
             self.drop_invalid(migration, lambda index: index[1] in names or index in leftovers)
             leftovers.clear()
             before = set(db.invalid_indexes(work, migration.touches))
             for index in range(progress["next"], len(statements)):
+                # each statement commits: a lock it takes lasts only while it runs
+                statement = statements[index]
+                bounded = self.bound_ms is not None and statement.step.lock is not None
+                bound, holder = (self.bound_ms or 0, statement.step) if bounded else (0, None)
                 try:
-                    if self.bound_ms is None:
-                        work.execute(statements[index])
-                    else:  # each statement commits: its lock lasts only while it runs
-                        step = steps[index]
-                        timeout = self.bound_ms if step.lock else 0
-                        self.run_step(step, timeout, step if step.lock else None, local=False)
+                    self.run_step(
+                        migration,
+                        statement,
+                        lock_ms=timeout_ms,
+                        bound_ms=bound,
+                        holder=holder,
+                        local=False,
+                    )
                 except psycopg.Error:
                     if not work.closed:
                         leftovers.update(set(db.invalid_indexes(work, migration.touches)) - before)
@@ -408,6 +511,7 @@ class Runner:
 
         try:
             attempts = self.with_lock_retries(migration, budget, attempt)
+            self.restore_session()
             duration = int((time.monotonic() - started) * 1000)
             db.insert_history(work, migration, duration, self.settings.applied_by)
         except Cancelled as cancel:
@@ -419,11 +523,6 @@ class Runner:
         except db.MigratorError:
             self.cleanup_after_failure(migration, names, leftovers)
             raise
-        finally:
-            if not work.closed:
-                with contextlib.suppress(psycopg.Error):
-                    work.execute("RESET lock_timeout")
-                    work.execute("SET statement_timeout = 0")
         return attempts
 
     def drop_invalid(
@@ -448,6 +547,7 @@ class Runner:
         work = self.work
         if work is None or work.closed:
             return ""
+        self.restore_session()  # not under a timeout the file set
         try:
             work.execute("SET lock_timeout = '5s'")
             dropped = self.drop_invalid(

@@ -2,14 +2,19 @@
 
 The runner bounds every statement with its own ``lock_timeout`` (and, in online runs, its
 statement bound); a file may only tighten those. ``timeout_setting`` reads one statement's
-SQL as the file has it (its literals matter: ``'5s'``) and says which timeout it sets, and
-to what; ``tighter`` is what a statement then runs under.
+SQL as the file has it (its literals matter: ``'5s'``; comments do not) and says which
+timeout it sets, and to what; ``in_effect`` follows a file's SETs and RESETs statement by
+statement; ``tighter`` is what a statement then runs under, and ``looser`` says when the
+file asked for more than the runner gives.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from .sql import COMMENT, regions
 
 TIMEOUTS = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
 UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -47,18 +52,74 @@ def milliseconds(value: str) -> int | None:
     return round(float(match["number"]) * UNITS_MS[match["unit"] or "ms"])
 
 
+def without_comments(sql: str) -> str:
+    """SQL with each comment replaced by one space (literals kept as they are)."""
+    kept, cursor = [], 0
+    for region in regions(sql):
+        if region.kind == COMMENT:
+            kept.append(sql[cursor : region.start] + " ")
+            cursor = region.end
+    return "".join(kept) + sql[cursor:]
+
+
 def timeout_setting(sql: str) -> TimeoutSetting | None:
     """The timeout SQL (one statement) sets or resets; None when it sets none of them.
-    ValueError when it sets one to a value that is not a timeout."""
-    if reset := RESET_TIMEOUT.match(sql):
+    ValueError, naming the timeout and the value, when the value is not a timeout."""
+    code = without_comments(sql)
+    if reset := RESET_TIMEOUT.match(code):
         return TimeoutSetting(reset["name"].lower(), None, False, "reset")
-    match = SET_TIMEOUT.match(sql)
+    match = SET_TIMEOUT.match(code)
     if not match:
         return None
-    raw = match["value"].strip()
-    return TimeoutSetting(
-        match["name"].lower(), milliseconds(raw), (match["scope"] or "").lower() == "local", raw
-    )
+    name, raw = match["name"].lower(), match["value"].strip()
+    try:
+        ms = milliseconds(raw)
+    except ValueError:
+        raise ValueError(f"sets {name} to {raw}, which is not a timeout") from None
+    return TimeoutSetting(name, ms, (match["scope"] or "").lower() == "local", raw)
+
+
+@dataclass(frozen=True)
+class FileTimeout:
+    """A timeout a file has set and that still holds: ``ms`` (0: no limit), as the file
+    wrote it, and the line of the SET."""
+
+    name: str
+    ms: int
+    raw: str
+    line: int
+
+    @property
+    def shown(self) -> str:
+        """The value as the file wrote it, without its quotes: ``5s``, ``0``."""
+        return self.raw.strip("'")
+
+
+def in_effect(
+    statements: Sequence[tuple[str, int]], transactional: bool
+) -> list[dict[str, FileTimeout]]:
+    """For each ``(sql, line)`` of a file, the timeouts its earlier statements have set.
+
+    As PostgreSQL reads them: a SET holds for the rest of the file; so does a SET LOCAL in
+    a transactional file (one transaction), while outside a transaction it changes
+    nothing; RESET or DEFAULT gives the runner's value back. ValueError naming the line
+    when a file sets a timeout to a value that is not one.
+    """
+    current: dict[str, FileTimeout] = {}
+    found = []
+    for sql, line in statements:
+        found.append(dict(current))
+        try:
+            setting = timeout_setting(sql)
+        except ValueError as exc:
+            raise ValueError(f"line {line} {exc}") from None
+        if setting is None or (setting.local and not transactional):
+            continue
+        if setting.ms is None:
+            current.pop(setting.name, None)
+        else:
+            current[setting.name] = FileTimeout(setting.name, setting.ms, setting.raw, line)
+    return found
 
 
 def tighter(runner_ms: int, file_ms: int | None) -> int:
@@ -69,3 +130,8 @@ def tighter(runner_ms: int, file_ms: int | None) -> int:
     if not runner_ms:
         return file_ms
     return min(runner_ms, file_ms)
+
+
+def looser(runner_ms: int, file_ms: int) -> bool:
+    """True when a file's FILE_MS (0: none) would loosen the runner's RUNNER_MS (0: none)."""
+    return bool(runner_ms) and (file_ms == 0 or file_ms > runner_ms)
