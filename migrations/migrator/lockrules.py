@@ -123,6 +123,8 @@ ACTIONS: tuple[LockRule, ...] = (
         CATALOG,
         OFFLINE,
         "existing rows have no value, and the running release's inserts do not set it",
+        example="ALTER TABLE call_log_archive ADD COLUMN kept_at timestamptz NOT NULL",
+        target="call_log_archive",
     ),
     _rule(
         "add-column-volatile-default",
@@ -147,9 +149,20 @@ ACTIONS: tuple[LockRule, ...] = (
         example="ALTER TABLE call_log ADD COLUMN seen_at timestamptz DEFAULT now()",
     ),
     _rule(
+        "add-foreign-key-not-valid",
+        "ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID",
+        r"add\s+(?:constraint\s+\S+\s+)?foreign\s+key\b.*\bnot\s+valid\b",
+        "SHARE ROW EXCLUSIVE",
+        CATALOG,
+        ONLINE,
+        "checks new writes only: a catalog change (SHARE ROW EXCLUSIVE on both tables)",
+        example="ALTER TABLE call_log ADD CONSTRAINT call_log_agent_fk"
+        " FOREIGN KEY (agent_id) REFERENCES agent (id) NOT VALID",
+    ),
+    _rule(
         "add-constraint-not-valid",
-        "ADD CONSTRAINT ... CHECK / FOREIGN KEY ... NOT VALID",
-        r"add\s+(?:constraint\s+\S+\s+)?(?:check|foreign\s+key)\b.*\bnot\s+valid\b",
+        "ADD CONSTRAINT ... CHECK ... NOT VALID",
+        r"add\s+(?:constraint\s+\S+\s+)?check\b.*\bnot\s+valid\b",
         "ACCESS EXCLUSIVE",
         CATALOG,
         ONLINE,
@@ -228,6 +241,7 @@ ACTIONS: tuple[LockRule, ...] = (
         ONLINE,
         "a CHECK only refuses writes: dropping it breaks no query",
         refines="drop-constraint",
+        example="ALTER TABLE call_log DROP CONSTRAINT call_log_duration_check",
     ),
     _rule(
         "drop-constraint",
@@ -258,6 +272,9 @@ ACTIONS: tuple[LockRule, ...] = (
         CATALOG,
         ONLINE,
         "a catalog change",
+        example="ALTER TABLE call_log ADD CONSTRAINT call_log_agent_fk FOREIGN KEY (agent_id)"
+        " REFERENCES agent (id) NOT VALID;"
+        " ALTER TABLE call_log ALTER CONSTRAINT call_log_agent_fk DEFERRABLE",
     ),
     _rule(
         "drop-column",
@@ -287,6 +304,8 @@ ACTIONS: tuple[LockRule, ...] = (
         CATALOG,
         OFFLINE,
         "the running release still finds the table by its old name",
+        example="ALTER TABLE call_log_archive SET SCHEMA public",
+        target="call_log_archive",
     ),
     _rule(
         "alter-column-type-widen",
@@ -377,6 +396,7 @@ ACTIONS: tuple[LockRule, ...] = (
         CATALOG,
         ONLINE,
         "a catalog change",
+        example="ALTER TABLE call_log ALTER COLUMN duration DROP EXPRESSION IF EXISTS",
     ),
     _rule(
         "set-storage-parameter",
@@ -416,6 +436,7 @@ ACTIONS: tuple[LockRule, ...] = (
         CATALOG,
         ONLINE,
         "a catalog change; it blocks writes only for its moment",
+        example="ALTER TABLE call_log DISABLE TRIGGER USER",
     ),
     _rule(
         "row-security",
@@ -425,6 +446,7 @@ ACTIONS: tuple[LockRule, ...] = (
         CATALOG,
         OFFLINE,
         "changes which rows the running release's queries see or touch",
+        example="ALTER TABLE call_log ENABLE ROW LEVEL SECURITY",
     ),
     _rule(
         "replica-identity",
@@ -434,6 +456,7 @@ ACTIONS: tuple[LockRule, ...] = (
         CATALOG,
         ONLINE,
         "a catalog change",
+        example="ALTER TABLE call_log REPLICA IDENTITY FULL",
     ),
     _rule(
         "inherit",
@@ -442,7 +465,10 @@ ACTIONS: tuple[LockRule, ...] = (
         "ACCESS EXCLUSIVE",
         CATALOG,
         OFFLINE,
-        "changes which rows queries on the parent table see",
+        "changes which rows queries on the parent table see (the parent itself gets only"
+        " SHARE UPDATE EXCLUSIVE)",
+        example="ALTER TABLE call_log_2027 INHERIT call_log_archive",
+        target="call_log_2027",
     ),
     _rule(
         "attach-partition",
@@ -635,6 +661,8 @@ STATEMENTS: tuple[LockRule, ...] = (
         CATALOG,
         ONLINE,
         "a catalog change on the view",
+        example="ALTER VIEW call_log_view SET (security_barrier = true)",
+        target="call_log_view",
     ),
     _rule(
         "create-routine",
@@ -747,9 +775,9 @@ STATEMENTS: tuple[LockRule, ...] = (
         "TRUNCATE",
         r"truncate\b",
         "ACCESS EXCLUSIVE",
-        DATA,
+        REWRITE,
         OFFLINE,
-        "empties a table in use under ACCESS EXCLUSIVE",
+        "empties a table in use under ACCESS EXCLUSIVE (it gets a new, empty file)",
         example="TRUNCATE call_log_archive",
         target="call_log_archive",
     ),
