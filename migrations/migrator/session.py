@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .sql import COMMENT, regions
 
 TIMEOUTS = ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+MAX_MS = 2_147_483_647  # PostgreSQL's largest value of these timeouts (INT_MAX)
 UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 SET_TIMEOUT = re.compile(
     r"^\s*set\s+(?:(?P<scope>session|local)\s+)?(?P<name>" + "|".join(TIMEOUTS) + r")"
@@ -26,7 +27,10 @@ SET_TIMEOUT = re.compile(
 RESET_TIMEOUT = re.compile(
     r"^\s*reset\s+(?P<name>" + "|".join(TIMEOUTS) + r")\s*;?\s*$", re.IGNORECASE
 )
-VALUE = re.compile(r"^'?\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>us|ms|s|min|h|d)?\s*'?$")
+VALUE = re.compile(
+    r"""^(?P<quote>['"]?)\s*\+?(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)"""
+    r"\s*(?P<unit>us|ms|s|min|h|d)?\s*(?P=quote)$"
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,10 @@ def milliseconds(value: str) -> int | None:
     match = VALUE.match(text)
     if not match:
         raise ValueError(f"not a timeout: {value}")
-    return round(float(match["number"]) * UNITS_MS[match["unit"] or "ms"])
+    ms = float(match["number"]) * UNITS_MS[match["unit"] or "ms"]
+    if ms > MAX_MS:
+        raise ValueError(f"not a timeout: {value} (at most {MAX_MS} ms)")
+    return round(ms)
 
 
 def without_comments(sql: str) -> str:

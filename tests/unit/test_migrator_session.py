@@ -35,6 +35,10 @@ from migrator.session import (
         ("'1d'", 86_400_000),
         ("'5 s'", 5000),
         ("'1500us'", 2),
+        ("'0.4'", 0),  # PostgreSQL rounds to whole ms: 0, no limit
+        ("1e3", 1000),
+        ("'+5'", 5),
+        ('"5s"', 5000),
         ("DEFAULT", None),
     ],
 )
@@ -42,7 +46,9 @@ def test_milliseconds_reads_a_value_as_postgresql_does(value: str, ms: int | Non
     assert milliseconds(value) == ms
 
 
-@pytest.mark.parametrize("value", ["'soon'", "-1", "'5 parsecs'", "''"])
+@pytest.mark.parametrize(
+    "value", ["'soon'", "-1", "'5 parsecs'", "''", "'5s", "'5sec'", "'25d'", "1e400"]
+)
 def test_milliseconds_refuses_what_is_not_a_timeout(value: str) -> None:
     with pytest.raises(ValueError, match="not a timeout"):
         milliseconds(value)
