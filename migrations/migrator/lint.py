@@ -31,7 +31,7 @@ from typing import TextIO
 
 from migrator.exitcodes import ExitCode
 from migrator.files import FILENAME, Migration
-from migrator.lockrules import BY_NAME, LockRule, action_rule, statement_rule
+from migrator.lockrules import BY_NAME, LockRule, action_rule, split_top_level, statement_rule
 from migrator.session import timeout_setting
 from migrator.sql import blank, bodies, statement_spans
 from migrator.volatility import declared_volatility, expression_volatility
@@ -79,23 +79,6 @@ def statements(sql: str) -> Iterator[Statement]:
             start=start,
             end=end,
         )
-
-
-def split_top_level(text: str) -> list[str]:
-    """Split at commas outside parentheses: the actions of one ALTER TABLE."""
-    parts, depth, current = [], 0, []
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(depth - 1, 0)
-        if ch == "," and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current).strip())
-    return [part for part in parts if part]
 
 
 NAME = r'(?:"[^"]+"|[a-z_][a-z0-9_$]*)'

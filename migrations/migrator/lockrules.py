@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from migrator.sql import blank
+
 # PostgreSQL's table lock modes, weakest first.
 MODES = (
     "ACCESS SHARE",
@@ -837,6 +839,38 @@ ALTER_TABLE = re.compile(
     rf"^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?(?P<table>{QUALIFIED})\s*\*?\s+(?P<rest>.*)$"
 )
 BY_NAME: dict[str, LockRule] = {rule.name: rule for rule in (*ACTIONS, *STATEMENTS)}
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split at commas outside parentheses: the actions of one ALTER TABLE."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        if ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
+
+
+def alter_table_mode(sql: str) -> str:
+    """The strongest lock an ALTER TABLE statement (SQL as written) takes on its table, by
+    the rows of its actions (ACCESS EXCLUSIVE for an action no row knows); "" when SQL is
+    not an ALTER TABLE."""
+    altered = ALTER_TABLE.match(" ".join(blank(sql).lower().split()))
+    if not altered:
+        return ""
+    rules = [action_rule(action) for action in split_top_level(altered["rest"])]
+    return strongest([rule.lock if rule else "ACCESS EXCLUSIVE" for rule in rules])
+
+
+# The modes that block the app's writes (they conflict with ROW EXCLUSIVE).
+BLOCKING = ("SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE")
 
 
 def first_match(rules: tuple[LockRule, ...], text: str) -> LockRule | None:

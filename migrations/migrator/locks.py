@@ -7,11 +7,12 @@ statement runs under ``statement_timeout`` = the bound, every other one under no
 
 The classifier reads only the head of a statement (keywords, the object's name) with
 regular expressions over the text :func:`migrator.sql.split_statements` gives; comments
-between the keywords are allowed. It errs towards bounding: every ``ALTER TABLE`` is
-bounded unless each of its actions is one that PostgreSQL runs under a lighter lock
-(``VALIDATE CONSTRAINT``, ``SET STATISTICS``, ``SET (...)``/``RESET (...)`` of storage or
-column options, all SHARE UPDATE EXCLUSIVE). A statement inside a ``DO`` block or a
-function is not seen.
+between the keywords are allowed. An ``ALTER TABLE`` takes the strongest lock the lock
+table (:mod:`migrator.lockrules`) gives its actions, and is bounded when that lock blocks
+the app's writes (an action the table does not know counts as ACCESS EXCLUSIVE): only
+actions under SHARE UPDATE EXCLUSIVE (``VALIDATE CONSTRAINT``, ``SET STATISTICS``,
+storage parameters, ...) run unbounded. A statement inside a ``DO`` block or a function is
+not seen.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .lockrules import BLOCKING, alter_table_mode
 from .sql import split_statements
 
 # The default bound. Catalog-only changes (ADD COLUMN without a volatile default, SET
@@ -48,12 +50,6 @@ def _pattern(text: str) -> re.Pattern[str]:
 
 LEADING_GAP = re.compile(rf"{GAP}*", re.DOTALL)
 NAME_RE = _pattern(NAME)
-LIGHT_ACTION = (
-    rf"(?:validate\s+constraint\s+{IDENT}"
-    rf"|(?:alter\s+(?:column\s+)?{IDENT}\s+)?set\s+statistics\s+-?\d+"
-    rf"|(?:alter\s+(?:column\s+)?{IDENT}\s+)?(?:set|reset)\s*\([^()'\";]*\))"
-)
-LIGHT_ACTIONS = _pattern(rf"{LIGHT_ACTION}(?:\s*,\s*{LIGHT_ACTION})*\s*$")
 ALTER_TABLE = _pattern(
     rf"alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?(?P<name>{NAME})(?:\s*\*)?(?P<actions>.*)$"
 )
@@ -74,6 +70,7 @@ REINDEX = _pattern(
     rf"(?P<concurrently>\s+concurrently\b)?\s*(?P<name>{NAME})?"
 )
 ALTER_INDEX = _pattern(rf"alter\s+index\s+(?:if\s+exists\s+)?(?P<name>{NAME})")
+ALTER_VIEW = _pattern(rf"alter\s+(?:materialized\s+)?view\s+(?:if\s+exists\s+)?(?P<name>{NAME})")
 DROP_INDEX = _pattern(
     rf"drop\s+index\s+(?P<concurrently>concurrently\s+)?(?:if\s+exists\s+)?(?P<name>{NAMES})"
 )
@@ -117,10 +114,13 @@ def _enabled(option: str, options: str | None) -> bool:
 
 
 def _alter_table(statement: str) -> Lock | None:
+    """The lock the lock table (lockrules.py) gives the statement's actions, when it blocks
+    the app's writes."""
     match = ALTER_TABLE.match(statement)
-    if not match or LIGHT_ACTIONS.fullmatch(match["actions"]):
+    mode = alter_table_mode(statement) if match else ""
+    if mode not in BLOCKING:
         return None
-    return Lock(ACCESS_EXCLUSIVE, _names(match["name"]), "it rewrites or scans the table")
+    return Lock(mode, _names(match["name"]), "it rewrites or scans the table")
 
 
 def _drop_table(statement: str) -> Lock | None:
@@ -192,6 +192,13 @@ def _alter_index(statement: str) -> Lock | None:
     return Lock(ACCESS_EXCLUSIVE, f"index {_names(match['name'])}", "it alters the index")
 
 
+def _alter_view(statement: str) -> Lock | None:
+    match = ALTER_VIEW.match(statement)
+    if not match:
+        return None
+    return Lock(ACCESS_EXCLUSIVE, f"view {_names(match['name'])}", "it alters the view")
+
+
 def _reindex(statement: str) -> Lock | None:
     match = REINDEX.match(statement)
     if not match or match["concurrently"] or _enabled("concurrently", match["options"]):
@@ -218,6 +225,7 @@ RULES = (
     _create_index,
     _drop_index,
     _alter_index,
+    _alter_view,
     _reindex,
 )
 

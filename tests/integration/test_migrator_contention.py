@@ -231,13 +231,31 @@ def test_failed_attempts_grow_their_lock_timeout_and_log_the_blockers(
     assert longest_ms < max(timeouts) + SLACK_MS
 
 
+WAITING_ON_SIDE = """
+    SELECT a.query_start FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+    WHERE l.relation = 'side'::regclass AND NOT l.granted
+"""
+
+
+def wait_for_a_second_attempt(database: str) -> None:
+    """Until a migrator's statement waits on `side` for the second time (a new query_start:
+    the first attempt timed out and the next one is waiting), never for a fixed time."""
+    with psycopg.connect(database, autocommit=True) as watch:
+        seen: set[object] = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < 2:
+            assert time.monotonic() < deadline, "the migrator never retried its lock"
+            seen |= {row[0] for row in watch.execute(WAITING_ON_SIDE).fetchall()}
+            time.sleep(0.01)
+
+
 def test_retries_succeed_once_the_holder_is_gone(database: str, tmp_path: Path) -> None:
     versions = side_table_versions(tmp_path)
     assert run_migrator(database, "up", "--dir", str(versions), "--to", "2").code == 0
     holder = psycopg.connect(database)
     holder.execute("SELECT count(*) FROM side").fetchone()
     migrator = start_migrator(database, "up", "--dir", str(versions))
-    time.sleep(1.0)
+    wait_for_a_second_attempt(database)
     holder.commit()
     holder.close()
     stdout, stderr = migrator.communicate(timeout=20)

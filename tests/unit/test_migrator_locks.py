@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "migrations"))
 
-from migrator import locks
+from migrator import lockrules, locks
 from migrator.cli import build_parser, online_bound_ms
 from migrator.db import MigratorError
 from migrator.exitcodes import ExitCode
@@ -56,6 +56,13 @@ BOUNDED = [
     ("CREATE INDEX ON call_log (status)", "SHARE", "call_log"),
     ("create index concurrently_named on call_log (status)", "SHARE", "call_log"),
     ("REFRESH MATERIALIZED VIEW daily_calls", AE, "daily_calls"),
+    ("ALTER VIEW call_log_view SET (security_barrier = true)", AE, "view call_log_view"),
+    ("ALTER TABLE call_log DISABLE TRIGGER USER", "SHARE ROW EXCLUSIVE", "call_log"),
+    (
+        "ALTER TABLE call_log ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES agent (id) NOT VALID",
+        "SHARE ROW EXCLUSIVE",
+        "call_log",
+    ),
 ]
 
 UNBOUNDED = [
@@ -177,3 +184,24 @@ def test_online_lock_waits_stay_within_half_the_bound() -> None:
     assert lock_timeouts(exclusive_statement_timeout_ms=250) == [100, 125, 125, 125, 125, 125]
     assert lock_timeouts(exclusive_statement_timeout_ms=50) == [25] * 6
     assert lock_timeouts(lock_timeout_ms=2000, exclusive_statement_timeout_ms=5000) == [2000] * 6
+
+
+# A materialized view is only read, and EXCLUSIVE lets reads through.
+UNBOUNDED_THOUGH_BLOCKING_WRITES = {"refresh-concurrently"}
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        rule
+        for rule in (*lockrules.ACTIONS, *lockrules.STATEMENTS)
+        if rule.kind == lockrules.ONLINE and rule.example and ";" not in rule.example
+    ],
+    ids=lambda rule: rule.name,
+)
+def test_an_online_statement_is_bounded_when_the_lock_table_says_it_blocks_writes(
+    rule: lockrules.LockRule,
+) -> None:
+    blocks = rule.lock in lockrules.BLOCKING and rule.name not in UNBOUNDED_THOUGH_BLOCKING_WRITES
+    found = locks.blocking_lock(rule.example)
+    assert (found is not None) == blocks, (rule.lock, found)
