@@ -242,7 +242,9 @@ waited:
 """
 
 import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -261,6 +263,7 @@ from ansible.module_utils.prosaas_proxy_runtime import (
     bring_up,
     drain,
     put_all,
+    ready_once_placed,
     running_proxy,
 )
 from ansible.module_utils.prosaas_schema import SERVICE_OPTIONS
@@ -365,6 +368,44 @@ class Run:
             self.waited = exc.waited
             self.undo()
             self.fail(f"{exc}{self.undone()}")
+
+    @contextlib.contextmanager
+    def readying_early(self) -> Iterator[None]:
+        """In place (the stop flow), while the engine's health checks run: ready each routed
+        new container in the proxy as soon as the proxy has placed it, so that it takes
+        requests once the proxy's own check passes instead of after every service's health
+        check and the rotation below (which then finds it UP)."""
+        name = self.module.params["proxy_container"]
+        proxy = (
+            running_proxy(self.client, name)
+            if name and self.module.params["replace"] != "beside" and not self.module.check_mode
+            else None
+        )
+        routed = [
+            (backend, self.new[manager.name])
+            for backend, manager in self.routed()
+            if self.new.get(manager.name) is not None
+        ]
+        if proxy is None or not routed:
+            yield
+            return
+        stop = threading.Event()
+        threads = [
+            threading.Thread(
+                target=ready_once_placed,
+                args=(Proxy(proxy, backend, False, self.module.warn), new, proxy, stop),
+                daemon=True,
+            )
+            for backend, new in routed
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
 
     def proxy(self) -> Any:
         name = self.module.params["proxy_container"]
@@ -487,7 +528,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     run = Run(module, docker_client(module))
     run.start()
-    run.wait()
+    with run.readying_early():
+        run.wait()
     proxy = run.proxy()
     if proxy is not None:
         run.put_in_rotation(proxy)

@@ -33,6 +33,9 @@ SLOTS = 3  # containers of one service the proxy can route to at once
 # The certificate, its chain and its key, as docker_services puts the file (secret_files).
 TLS_PEM = "/run/haproxy/tls.pem"
 
+# A server that is DOWN (a container just started in place) is checked every 250 ms, and
+# the engine's DNS every 250 ms, so the stop flow's window ends a quarter of a second after
+# the new container answers its health path; an UP server is checked every 10 s.
 GLOBAL = """\
 global
     stats socket /run/haproxy/admin.sock mode 660 level admin
@@ -48,11 +51,11 @@ defaults
     retries 3
     option redispatch 1
     default-server init-addr none resolvers docker \
-check inter 10s fastinter 1s downinter 1s fall 2 rise 1
+check inter 10s fastinter 1s downinter 250ms fall 2 rise 1
 
 resolvers docker
     nameserver dns 127.0.0.11:53
-    timeout resolve 1s
+    timeout resolve 250ms
     timeout retry 1s
     hold valid 1s
     hold obsolete 1s

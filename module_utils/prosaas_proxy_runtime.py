@@ -172,6 +172,9 @@ with contextlib.suppress(ImportError):  # reported by docker_client() via missin
     from docker.errors import APIError
 
 POLL_SECONDS = 0.5
+# How often a container just started in place is looked for in the proxy's slots: each look
+# is one exec in the proxy's container, and the stop flow's window lasts until it is found.
+EARLY_POLL_SECONDS = 0.1
 SOCKET_UNREACHABLE = 1  # proxy-api's exit status
 NOT_RUNNABLE = (126, 127)  # docker exec's exit status for a command it cannot run
 KILLED_BY_SIGNAL = 128  # above it, the command was killed by signal (status - 128)
@@ -319,6 +322,23 @@ def bring_up(proxy: Proxy, addresses: list[str], timeout: float) -> float:
             reasons = [not_up(slots, address, proxy.backend, int(timeout)) for address in pending]
             raise proxy.error("; ".join(reasons), slots)
         time.sleep(POLL_SECONDS)
+
+
+def ready_once_placed(proxy: Proxy, container: Any, proxy_container: Any, stop: Any) -> None:
+    """Ready CONTAINER's slot as soon as the proxy has placed its address, until STOP (a
+    threading.Event) is set; errors are left to the caller's own wait (bring_up). The
+    proxy's own check of the route (its health path, or its port) still decides when the
+    slot takes requests, so readying it does not wait for the engine's health check."""
+    while not stop.is_set():
+        with contextlib.suppress(ProxyError, APIError, *ENGINE_CONNECTION_ERRORS):
+            container.reload()
+            address = address_on(container, proxy_container)
+            slot = slot_of(proxy.slots(), address) if address else None
+            if slot is not None:
+                if slot.needs("ready"):
+                    proxy.put(slot, "ready")
+                return
+        stop.wait(EARLY_POLL_SECONDS)
 
 
 def put_all(proxy: Proxy, addresses: list[str], target: str) -> None:

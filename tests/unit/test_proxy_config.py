@@ -22,7 +22,7 @@ def test_each_route_is_a_frontend_and_a_backend_found_by_its_service_name() -> N
     assert "    server-template prosaas-api 3 prosaas-api:8000\n" in config
     assert "frontend prosaas-calls\n    bind :8001\n" in config
     # a route without a health path: a connect check, every second while a server is down
-    assert "check inter 10s fastinter 1s downinter 1s fall 2 rise 1" in config
+    assert "check inter 10s fastinter 1s downinter 250ms fall 2 rise 1" in config
     assert "httpchk" not in config
     # Docker's DNS, re-resolved every second: a recreated container is found again
     assert "nameserver dns 127.0.0.11:53" in config
