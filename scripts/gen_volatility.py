@@ -96,8 +96,7 @@ def from_throwaway_cluster(read: Callable[[str], dict]) -> dict:
             f"no PostgreSQL {MAJOR} server binaries in {PG_BIN}: install postgresql-{MAJOR}"
             f" or pass --dsn of a PostgreSQL {MAJOR} server"
         )
-    cluster = ThrowawayCluster()
-    cluster.bin = PG_BIN
+    cluster = ThrowawayCluster(bin_dir=PG_BIN)
     try:
         dsn = cluster.start()
     except ClusterError as exc:

@@ -5,6 +5,7 @@ initdb in a temporary folder, a free loopback port, a random password; removed b
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -12,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -49,11 +51,16 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", PG_USER, "--", *command]
 
 
-class ThrowawayCluster:
-    """A cluster made with initdb in a temporary folder, on a free loopback port."""
+# The server whose lock rules and catalog the migrator's tables follow.
+POSTGRES_15_BIN = Path("/usr/lib/postgresql/15/bin")
 
-    def __init__(self, *, fsync: bool = False) -> None:
-        self.bin = postgres_bin_dir()
+
+class ThrowawayCluster:
+    """A cluster made with initdb in a temporary folder, on a free loopback port; BIN: the
+    server's binaries (the newest installed by default)."""
+
+    def __init__(self, *, fsync: bool = False, bin_dir: Path | None = None) -> None:
+        self.bin = bin_dir or postgres_bin_dir()
         self.fsync = fsync
         self.dsn = ""
         self.base = Path(tempfile.mkdtemp(prefix="prosaas-pg-"))
@@ -97,3 +104,17 @@ class ThrowawayCluster:
             raise ClusterError(
                 f"{tool} failed ({result.returncode}): {result.stderr.strip()} {log[-500:]}"
             )
+
+
+@contextlib.contextmanager
+def postgres15() -> Iterator[str]:
+    """The DSN of a throwaway PostgreSQL 15 cluster, whatever else is installed; ClusterError
+    (which fails a test's set-up, never skips it) without the binaries."""
+    if not (POSTGRES_15_BIN / "initdb").exists():
+        raise ClusterError(f"no PostgreSQL 15 under {POSTGRES_15_BIN}: install postgresql-15")
+    cluster = ThrowawayCluster(bin_dir=POSTGRES_15_BIN)
+    cluster.start()
+    try:
+        yield cluster.dsn
+    finally:
+        cluster.stop()

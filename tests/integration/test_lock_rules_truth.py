@@ -56,7 +56,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.pg_cluster import ClusterError, ThrowawayCluster
+from tests.pg_cluster import postgres15
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "migrations") not in sys.path:
@@ -65,7 +65,6 @@ if str(ROOT / "migrations") not in sys.path:
 from migrator import lockrules  # noqa: E402
 from migrator.lockrules import LockRule  # noqa: E402
 
-PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 SCHEMA = "lock_truth"
 WAIT_S = 30.0  # the bound of every wait for a point; reaching it fails the test
 POLL_S = 0.005
@@ -153,20 +152,12 @@ class TargetState:
 def truth_dsn() -> Iterator[str]:
     """A throwaway PostgreSQL 15 cluster for the module; its DSN puts the fixture schema
     first on the search path."""
-    cluster = ThrowawayCluster()
-    cluster.bin = PG15_BIN
-    try:
-        cluster.start()
-    except ClusterError as exc:
-        pytest.fail(f"no PostgreSQL 15 cluster ({exc}): install postgresql-15")
-    try:
-        dsn = psycopg.conninfo.make_conninfo(cluster.dsn, options=f"-c search_path={SCHEMA}")
+    with postgres15() as server:
+        dsn = psycopg.conninfo.make_conninfo(server, options=f"-c search_path={SCHEMA}")
         with psycopg.connect(dsn, autocommit=True) as conn:
             assert conn.info.server_version // 10000 == 15
             conn.execute(READER_ROLE)
         yield dsn
-    finally:
-        cluster.stop()
 
 
 def rebuild_fixture(dsn: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.pg_cluster import ClusterError, ThrowawayCluster
+from tests.pg_cluster import postgres15
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "migrations") not in sys.path:
@@ -24,7 +24,6 @@ if str(ROOT / "migrations") not in sys.path:
 from migrator import volatility  # noqa: E402
 
 SCRIPT = ROOT / "scripts" / "gen_volatility.py"
-PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 REFRESH = "stale: run `python scripts/gen_volatility.py` and commit volatility_pg15.json"
 
 
@@ -32,16 +31,8 @@ REFRESH = "stale: run `python scripts/gen_volatility.py` and commit volatility_p
 def pg15() -> Iterator[str]:
     """The DSN of a throwaway PostgreSQL 15 cluster (the table's version, whatever else is
     installed)."""
-    cluster = ThrowawayCluster()
-    cluster.bin = PG15_BIN
-    try:
-        cluster.start()
-    except ClusterError as exc:
-        pytest.fail(f"no PostgreSQL 15 cluster ({exc}): install postgresql-15")
-    try:
-        yield cluster.dsn
-    finally:
-        cluster.stop()
+    with postgres15() as dsn:
+        yield dsn
 
 
 def generate(output: Path, *args: str) -> subprocess.CompletedProcess[str]:
