@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,8 @@ except ImportError:
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# How the SDK words an API error the engine gave no explanation for.
+HTTP_ERROR = re.compile(r"(?P<status>\d{3}) (?:Client|Server) Error for \S+: (?P<reason>.*)")
 WAIT_POLL_SECONDS = 0.1
 
 DOCKER_COMMON_ARGS: dict[str, dict[str, Any]] = {
@@ -78,9 +81,13 @@ def docker_client(module: AnsibleModule) -> docker.DockerClient:
 
 
 def one_line(exc: BaseException) -> str:
-    """The first line of an exception's text, for messages an operator reads."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    """The first line of an exception's text, for messages an operator reads: of an engine's
+    API error, what the engine said (its explanation), without the SDK's HTTP wrapping
+    ("400 Client Error for http+docker://...")."""
+    text = str(getattr(exc, "explanation", None) or exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    wrapped = HTTP_ERROR.match(first)
+    return f"the engine answered {wrapped['status']} {wrapped['reason']}" if wrapped else first
 
 
 def find_container(client: docker.DockerClient, name: str) -> Any:

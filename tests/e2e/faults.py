@@ -222,6 +222,7 @@ def check_fault(s: FaultStack, fault: Fault) -> None:
     assert run.rc != 0, run.describe()
     line = run.failure or last_error_line(run.output)
     assert line and "\n" not in line.strip(), run.describe()
+    assert_plain_failure_line(line)
     for word in fault.cause:
         assert word in line, f"{word!r} not in the failure line {line!r}"
     if not fault.touched:
@@ -251,6 +252,25 @@ def check_fault(s: FaultStack, fault: Fault) -> None:
         rows_lost=rows_before[0] - rows_after[0],
         failed_requests=None if writer is None else writer.failed,
     )
+
+
+# What no failure line may show: Ansible's internals (a filter or a template that raised) or
+# an engine's HTTP error as the Docker SDK words it. Each says the cause was not put in the
+# project's own words, which name the setting or the step and what to do.
+DENIED_IN_FAILURE_LINES = (
+    "Finalization",
+    "Error while resolving",
+    "http+docker",
+    "Client Error",
+    "Traceback",
+)
+
+
+def assert_plain_failure_line(line: str) -> None:
+    """Every fault and bad-input row's failure line, as it is checked: none of the words of
+    DENIED_IN_FAILURE_LINES in it."""
+    shown = [word for word in DENIED_IN_FAILURE_LINES if word in line]
+    assert not shown, f"the failure line shows {shown}: {line!r}"
 
 
 def last_error_line(output: str) -> str:

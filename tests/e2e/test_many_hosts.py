@@ -55,7 +55,7 @@ from tests.e2e.conftest import (
     play_with_hooks,
     wait_until,
 )
-from tests.e2e.faults import CHECKSUM_SQL, seed_call_log
+from tests.e2e.faults import CHECKSUM_SQL, assert_plain_failure_line, seed_call_log
 from tests.e2e.reliability import RECORD, Observed
 from tests.pg_cluster import free_loopback_port
 from tests.registry import Registry
@@ -684,6 +684,7 @@ def failed_and_recovered(
     assert run.rc != 0, run.describe()
     line = run.failure
     assert line and "\n" not in line.strip(), run.describe()
+    assert_plain_failure_line(line)
     for word in fault.cause:
         assert word in line, f"{word!r} not in the failure line {line!r}"
     if fault.cause_any:
