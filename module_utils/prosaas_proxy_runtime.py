@@ -171,10 +171,10 @@ def summary(slots: list[Slot]) -> str:
 with contextlib.suppress(ImportError):  # reported by docker_client() via missing_required_lib
     from docker.errors import APIError
 
-POLL_SECONDS = 0.5
-# How often a container just started in place is looked for in the proxy's slots: each look
-# is one exec in the proxy's container, and the stop flow's window lasts until it is found.
-EARLY_POLL_SECONDS = 0.1
+# How often the proxy's slots are read while waiting (a drain, a container coming UP, one
+# started in place being placed): each read is one exec in the proxy's container, and in the
+# stop flow the app's window lasts until the wait ends.
+POLL_SECONDS = 0.1
 SOCKET_UNREACHABLE = 1  # proxy-api's exit status
 NOT_RUNNABLE = (126, 127)  # docker exec's exit status for a command it cannot run
 KILLED_BY_SIGNAL = 128  # above it, the command was killed by signal (status - 128)
@@ -338,7 +338,7 @@ def ready_once_placed(proxy: Proxy, container: Any, proxy_container: Any, stop: 
                 if slot.needs("ready"):
                     proxy.put(slot, "ready")
                 return
-        stop.wait(EARLY_POLL_SECONDS)
+        stop.wait(POLL_SECONDS)
 
 
 def put_all(proxy: Proxy, addresses: list[str], target: str) -> None:
