@@ -8,7 +8,8 @@ routes, the migration host, the state host, the start batches, the docker host, 
 leases), ``pin`` once every host has pulled (each image by its digest, the same on every
 host), and ``decide`` once preflight has read the migrate image's plan and compared what
 runs (the strategy, the replace mode, what the release changes, whether there is anything
-to do). Roles never read it whole: the playbooks pass them its parts as arguments.
+to do, whether the database is ahead of the release and if that is refused). Roles never
+read it whole: the playbooks pass them its parts as arguments.
 """
 
 from __future__ import annotations
@@ -242,6 +243,33 @@ def strategy(asked: str, plan: dict[str, Any], fallback: bool) -> tuple[str, str
     return "stop", f"stop (online asked, but {files} cannot run under the running release)"
 
 
+def unknown_applied(plan: dict[str, Any]) -> list[int]:
+    """The versions PLAN (the migrate image's summary) says are applied but the image does
+    not carry: the database is ahead of the release (a later release migrated it)."""
+    migrations = plan.get("migrations") or []
+    carried = {int(migration["version"]) for migration in migrations if "version" in migration}
+    return sorted({int(version) for version in plan.get("applied") or []} - carried)
+
+
+def ahead_refusal(versions: list[int], migrate_image: str) -> str:
+    """One line refusing a release whose migrate image lacks applied VERSIONS, as
+    prosaas_database_ahead: refuse asks."""
+    named = ", ".join(map(str, versions))
+    return (
+        f"the database is ahead of this release: migration(s) {named} are applied but not in"
+        f" its migrate image {migrate_image}, and prosaas_database_ahead is refuse: go back to"
+        " the previous release with playbooks/rollback.yml -e prosaas_rollback_to=previous,"
+        " deploy a release whose migrate image carries them, or set prosaas_database_ahead:"
+        " accept to run this one on the newer schema"
+    )
+
+
+def kept_plan(plan: dict[str, Any], ahead: list[int], setting: str) -> dict[str, Any]:
+    """PLAN as the context keeps it (the report shows it): with the applied versions the
+    image does not carry (AHEAD) and what prosaas_database_ahead (SETTING) made of them."""
+    return {**plan, "unknown_applied": ahead, "database_ahead": setting} if plan else {}
+
+
 def changed_services(compared: dict[str, Any] | None) -> list[str]:
     """The services a comparison (docker_services in check mode) found the release changes."""
     return [
@@ -260,16 +288,22 @@ def decide(
     """CONTEXT once preflight has read the migration host's PLAN (the migrate image's
     summary) and every host compared what it runs (CHANGED_SERVICES: host -> the services the
     release changes there): the strategy and replace mode, what the release changes, and
-    whether there is anything to do at all. When online must refuse, "refusal" says why on
-    the migration host only, so the failure names it; the context stays whole, since the
-    rescue reads it (a failed step would replace the registered context)."""
+    whether there is anything to do at all. The plan it keeps names the applied versions the
+    image does not carry (unknown_applied): a database ahead of the release, which runs on
+    it unless prosaas_database_ahead is refuse. When the deploy must be refused (that, or
+    online cannot run a pending migration), "refusal" says why on the migration host only,
+    so the failure names it; the context stays whole, since the rescue reads it (a failed
+    step would replace the registered context)."""
     asked = settings["deploy_strategy"]
     refusal = ""
     try:
         chosen, note = strategy(asked, plan, bool(settings["online_fallback"]))
     except ContextError as error:
-        refusal = str(error) if context["migrates"] else ""
+        refusal = str(error)
         chosen, note = asked, asked
+    ahead = unknown_applied(plan)
+    if ahead and settings["database_ahead"] == "refuse":
+        refusal = ahead_refusal(ahead, context["migrate_image"])
     pending = list(plan.get("pending") or [])
     changed = any(changed_services.values())
     return {
@@ -277,11 +311,11 @@ def decide(
         "strategy": chosen,
         "strategy_note": note,
         "replace": REPLACE_MODES[chosen],
-        "plan": plan if context["migrates"] else {},
+        "plan": kept_plan(plan, ahead, settings["database_ahead"]) if context["migrates"] else {},
         "changes": {
             "migrations": pending if context["migrates"] else [],
             "services": changed_services.get(context["host"], []),
         },
         "nothing_to_do": not (changed or pending),
-        "refusal": refusal,
+        "refusal": refusal if context["migrates"] else "",
     }

@@ -34,9 +34,13 @@ description:
     changes.
   - Reads the inventory's C(prosaas_*) settings; the inventory check must have passed.
   - Fails in one line when the hosts pulled a tag at different digests. When the online
-    strategy cannot run a pending migration and no fallback is allowed, C(refusal) says why
-    on the migration host (the task after it fails with it), and the context stays whole for
-    the rescue, since a failed step would replace the registered context.
+    strategy cannot run a pending migration and no fallback is allowed, or the database has
+    migrations applied that the release's migrate image does not carry and
+    C(prosaas_database_ahead) is C(refuse), C(refusal) says why on the migration host (the
+    task after it fails with it), and the context stays whole for the rescue, since a failed
+    step would replace the registered context. With C(prosaas_database_ahead=accept) (the
+    default) such a release runs on the newer schema, and the plan the context keeps names
+    those versions as C(unknown_applied).
 author: prosaas-deploy (!UNKNOWN)
 options:
   step:
@@ -82,8 +86,9 @@ strategy:
   type: str
   sample: stop
 refusal:
-  description: With O(step=decide), why the online strategy must refuse the pending
-    migrations, on the migration host; empty when it need not.
+  description: With O(step=decide), why the deploy must stop in preflight (the online
+    strategy cannot run a pending migration, or the database is ahead of the release and
+    C(prosaas_database_ahead) is C(refuse)), on the migration host; empty when it need not.
   returned: success
   type: str
   sample: ""
@@ -113,6 +118,7 @@ SETTINGS: dict[str, tuple[str, Any]] = {
     "registry": ("prosaas_registry", {}),
     "deploy_strategy": ("prosaas_deploy_strategy", "stop"),
     "online_fallback": ("prosaas_online_fallback", False),
+    "database_ahead": ("prosaas_database_ahead", "accept"),
     "lock_lease_seconds": ("prosaas_lock_lease_seconds", None),
     "stop_timeout": ("prosaas_stop_timeout", None),
     "health_timeout": ("prosaas_health_timeout", None),

@@ -6,8 +6,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
-
 # checkout only: begin. The shape of a service entry is declared once, in module_utils
 # (docker_services's argument spec); filters run on the controller, where Ansible does not put
 # the checkout's module_utils on the path: they are added to ansible.module_utils, the name
@@ -19,6 +17,7 @@ if MODULE_UTILS_DIR not in ANSIBLE_MODULE_UTILS.__path__:
     ANSIBLE_MODULE_UTILS.__path__.append(MODULE_UTILS_DIR)
 # checkout only: end
 from ansible.module_utils.prosaas_context import service_images  # noqa: E402 - path set above
+from ansible.module_utils.prosaas_names import naming_problems  # noqa: E402 - path set above
 from ansible.module_utils.prosaas_outcome import (  # noqa: E402 - path set above
     failure_reason,
     inventory_options,
@@ -52,16 +51,12 @@ def image_plan(compared: list[dict[str, Any]], services: list[dict[str, Any]]) -
 
 def declared_columns(migrations: list[dict[str, Any]], versions: list[int]) -> dict:
     """table -> {column: type} that the migrations of VERSIONS declare, as the migrate
-    image's plan reports them (MIGRATIONS); in version order, so a later one wins."""
+    image's plan reports them (MIGRATIONS); in version order, so a later one wins. A version
+    the image does not carry declares nothing it knows: the database is ahead of the
+    release, which preflight accepted (it refuses when prosaas_database_ahead is refuse)."""
     by_version = {int(migration["version"]): migration for migration in migrations}
-    unknown = sorted({int(v) for v in versions} - set(by_version))
-    if unknown:
-        raise AnsibleFilterError(
-            f"applied migration(s) {', '.join(map(str, unknown))} are not in the migrate image:"
-            " deploy a migrate image built from the release that applied them"
-        )
     found: dict[str, dict[str, str]] = {}
-    for version in sorted({int(v) for v in versions}):
+    for version in sorted({int(v) for v in versions} & set(by_version)):
         for column in by_version[version]["columns"]:
             found.setdefault(column["table"], {})[column["column"]] = column["type"]
     return found
@@ -138,11 +133,28 @@ def rollback_lines(record: dict[str, Any], recorded: bool, killed: str) -> list[
     ]
 
 
+def ahead_line(plan: dict[str, Any]) -> list[str]:
+    """A line naming the applied migrations the release's migrate image does not carry (the
+    database is ahead of the release) and whether the deploy accepted that, or none. PLAN is
+    the plan the deployment context keeps (deploy_context decide)."""
+    ahead = plan.get("unknown_applied") or []
+    if not ahead:
+        return []
+    named = f"database ahead of the release: migration(s) {', '.join(map(str, ahead))} applied"
+    if plan.get("database_ahead") == "refuse":
+        return [f"{named}, not in the migrate image; refused (prosaas_database_ahead: refuse)"]
+    return [
+        f"{named}, not in the migrate image; accepted (prosaas_database_ahead: accept), verify"
+        " checks only what the image declares"
+    ]
+
+
 def plan_lines(
     context: dict[str, Any], plan_run: dict[str, Any], locks: dict[str, Any]
 ) -> list[str]:
     """The plan preflight shows on each host: the pending migrations (on the migration host),
-    the services the release changes, the strategy and the sessions holding locks."""
+    the applied ones the release does not know, the services the release changes, the
+    strategy and the sessions holding locks."""
     if not context["migrates"]:
         pending = "planned on the migration host"
     elif plan_run.get("skipped"):
@@ -153,6 +165,7 @@ def plan_lines(
         pending = pending_migrations(context["plan"])
     return [
         f"pending migrations: {pending}",
+        *ahead_line(context["plan"]),
         f"services to change: {', '.join(context['changes']['services']) or 'none'}",
         f"strategy: {context['strategy_note']}",
         f"lock holders: {locks.get('summary') or 'not checked (no pending migration)'}",
@@ -179,6 +192,7 @@ def deploy_summary(report: dict[str, Any]) -> str:
     plan = report.get("plan") or {}
     if plan.get("pending") is not None:
         lines.append(f"migrations pending before the deploy: {pending_migrations(plan)}")
+    lines += ahead_line(plan)
     lines.append(f"downtime: {_seconds(report.get('downtime_s'))}")
     migrate = report.get("migrate") or {}
     if migrate:
@@ -359,6 +373,18 @@ def retention_problems(count: Any) -> list[str]:
 
 
 STRATEGIES = ("stop", "online")
+AHEAD_CHOICES = ("accept", "refuse")
+
+
+def ahead_problems(ahead: Any) -> list[str]:
+    """A line when prosaas_database_ahead is neither accept nor refuse."""
+    if ahead in AHEAD_CHOICES:
+        return []
+    return [
+        f"prosaas_database_ahead is {ahead!r}, it must be accept (a release whose migrate image"
+        " lacks applied migrations runs on the newer schema) or refuse (such a deploy fails in"
+        " preflight, before anything is stopped)"
+    ]
 
 
 def strategy_problems(strategy: Any, fallback: Any) -> list[str]:
@@ -396,6 +422,8 @@ class FilterModule:
             "inventory_options": inventory_options,
             "host_check_problems": host_check_problems,
             "strategy_problems": strategy_problems,
+            "ahead_problems": ahead_problems,
+            "naming_problems": naming_problems,
             "with_images": with_images,
             "image_plan": image_plan,
             "plan_lines": plan_lines,

@@ -19,6 +19,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.e2e.conftest import APP_SERVICES, Stack
+from tests.e2e.faults import assert_plain_failure_line
 from tests.e2e.reliability import RECORD
 from tests.tls import DAY, Issued, ThrowawayCa
 
@@ -111,6 +112,17 @@ CASES = [
         lambda _: tls_settings(CA.issue(not_before=NOW - 30 * DAY, not_after=NOW - DAY)),
         ("prosaas_proxy_tls_certificate", "expired on", "renew it"),
     ),
+    *(
+        BadInput(
+            f"the app version {version!r} is not an image tag",
+            lambda _, version=version: {"prosaas_app_version": version},
+            (
+                f"inventory: prosaas_app_version {version!r} is not a valid image tag:",
+                "e.g. v2 or 2026.12.07-1",
+            ),
+        )
+        for version in ("v2;id", "../v1", "")
+    ),
     BadInput(
         "a migrate image whose lint refused a pending migration",
         lambda _: {},
@@ -143,6 +155,7 @@ def test_bad_input_stops_before_anything_is_touched(
     assert run.rc != 0, run.describe()
     line = run.failure.strip()
     assert line and "\n" not in line, run.describe()
+    assert_plain_failure_line(line)
     assert "Traceback" not in run.output
     for name in case.names:
         assert name in line, f"{name!r} not in {line!r}"
@@ -170,5 +183,6 @@ def test_a_wrong_vault_password_stops_before_any_task() -> None:
     assert "TASK [" not in result.stdout  # nothing ran on any host
     assert errors, result.stderr
     assert "Decryption failed" in errors[0], result.stderr
+    assert_plain_failure_line(errors[0])
     assert "Traceback" not in result.stderr
     RECORD.bad_inputs["a wrong vault password (staging inventory)"] = errors[0].strip()

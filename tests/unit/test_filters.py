@@ -1,10 +1,8 @@
 """The deploy playbooks' filters: images, phase timings, failure reasons, the summary."""
 
 import importlib.util
-import re
 
 import pytest
-from ansible.errors import AnsibleFilterError
 from ansible.module_utils import prosaas_context as context
 from ansible.module_utils import prosaas_outcome as outcome
 from prosaas_schema import SERVICE_OPTIONS
@@ -299,11 +297,60 @@ def test_declared_columns_come_from_the_image_plan_a_later_version_winning() -> 
     }
 
 
-def test_declared_columns_refuse_a_version_the_image_does_not_have() -> None:
-    with pytest.raises(
-        AnsibleFilterError, match=re.escape("migration(s) 3 are not in the migrate image")
-    ):
-        filters.declared_columns(PLANNED, [1, 3])
+def test_declared_columns_check_only_what_the_image_declares_of_a_database_ahead() -> None:
+    # 3 was applied by a later release: its migrate image is not this one, nothing to check.
+    assert filters.declared_columns(PLANNED, [1, 2, 3]) == {"call_log": {"id": "bigint"}}
+    assert filters.declared_columns(PLANNED, [3]) == {}
+
+
+AHEAD_PLAN = {"applied": [1, 2, 109], "pending": [], "migrations": PLANNED[:2]}
+
+
+def ahead_context(setting: str) -> dict:
+    placed = {"migrates": True, "host": "app1", "migrate_image": "migrate:v1"}
+    settings = {"deploy_strategy": "stop", "online_fallback": False, "database_ahead": setting}
+    return context.decide(placed, AHEAD_PLAN, {"app1": ["worker"]}, settings)
+
+
+def test_the_plan_names_the_migrations_a_database_ahead_has_and_accepts_them() -> None:
+    decided = ahead_context("accept")
+    lines = filters.plan_lines(decided, {}, {})
+    assert lines[1] == (
+        "database ahead of the release: migration(s) 109 applied, not in the migrate image;"
+        " accepted (prosaas_database_ahead: accept), verify checks only what the image declares"
+    )
+    assert lines[0] == "pending migrations: none"
+    # Not ahead: no such line.
+    level = context.decide(
+        {"migrates": True, "host": "app1", "migrate_image": "migrate:v2"},
+        {**AHEAD_PLAN, "migrations": [*PLANNED, {"version": 2}]},
+        {},
+        {"deploy_strategy": "stop", "online_fallback": False, "database_ahead": "accept"},
+    )
+    assert not any("ahead" in line for line in filters.plan_lines(level, {}, {}))
+
+
+def test_the_summary_names_the_migrations_the_release_does_not_know_and_the_verdict() -> None:
+    accepted = filters.deploy_summary({"plan": ahead_context("accept")["plan"]}).splitlines()
+    assert accepted[1] == "migrations pending before the deploy: none"
+    assert accepted[2].startswith(
+        "database ahead of the release: migration(s) 109 applied, not in the migrate image;"
+        " accepted"
+    )
+    refused = filters.deploy_summary({"plan": ahead_context("refuse")["plan"]})
+    assert "migration(s) 109 applied, not in the migrate image; refused" in refused
+
+
+@pytest.mark.parametrize("value", ["accept", "refuse"])
+def test_ahead_problems_accept_accept_and_refuse(value: str) -> None:
+    assert filters.ahead_problems(value) == []
+
+
+@pytest.mark.parametrize("value", ["", "ignore", True, None])
+def test_ahead_problems_name_the_setting_and_both_choices(value: object) -> None:
+    (line,) = filters.ahead_problems(value)
+    assert line.startswith(f"prosaas_database_ahead is {value!r}, it must be accept (")
+    assert "or refuse (" in line
 
 
 def test_tag_conflicts_names_a_tag_the_hosts_pulled_at_two_digests() -> None:

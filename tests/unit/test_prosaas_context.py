@@ -11,6 +11,7 @@ from ansible.module_utils.prosaas_context import (
     pin,
     place,
     start_batches,
+    unknown_applied,
 )
 
 API = {"name": "prosaas-api", "image": "registry.test:5000/prosaas/api:v2"}
@@ -43,6 +44,7 @@ SETTINGS = {
     "registry": {"host": "registry.test:5000"},
     "deploy_strategy": "online",
     "online_fallback": False,
+    "database_ahead": "accept",
     "lock_lease_seconds": 120,
     "stop_timeout": 30,
     "health_timeout": 60,
@@ -180,3 +182,56 @@ def test_the_proxy_image_is_pulled_from_the_registry_where_the_proxy_runs() -> N
     settings = {**SETTINGS, "proxy_image": "registry.test:5000/prosaas-deploy/proxy:1"}
     context = place(settings, "app1", ["prosaas"], ["app1"])
     assert "registry.test:5000/prosaas-deploy/proxy:1" in context["pulls"]
+
+
+# v2 applied 109; v1's migrate image carries 1 and 2 only.
+AHEAD_PLAN = {
+    "applied": [1, 2, 109],
+    "pending": [],
+    "migrations": [{"version": 1, "status": "applied"}, {"version": 2, "status": "applied"}],
+}
+
+
+def test_unknown_applied_are_the_applied_versions_the_image_does_not_carry() -> None:
+    assert unknown_applied(AHEAD_PLAN) == [109]
+    assert unknown_applied({**AHEAD_PLAN, "applied": [1]}) == []
+    assert unknown_applied({}) == []
+
+
+def test_a_database_ahead_is_accepted_by_default_and_kept_in_the_plan() -> None:
+    context = place({**SETTINGS, "deploy_strategy": "stop"}, "app1", ["prosaas"], ["app1"])
+    decided = decide(
+        context, AHEAD_PLAN, {"app1": ["worker"]}, {**SETTINGS, "deploy_strategy": "stop"}
+    )
+    assert decided["refusal"] == ""
+    assert decided["plan"]["unknown_applied"] == [109]
+    assert decided["plan"]["database_ahead"] == "accept"
+    assert decided["changes"] == {"migrations": [], "services": ["worker"]}
+
+
+def test_a_database_ahead_is_refused_on_the_migration_host_when_the_inventory_says_so() -> None:
+    settings = {**SETTINGS, "deploy_strategy": "stop", "database_ahead": "refuse"}
+    hosts = ["app1", "app2"]
+    refused = decide(place(settings, "app1", ["prosaas"], hosts), AHEAD_PLAN, {}, settings)
+    line = refused["refusal"]
+    assert line.startswith(
+        "the database is ahead of this release: migration(s) 109 are applied but not in its"
+        " migrate image registry.test:5000/prosaas/migrate:v2, and prosaas_database_ahead is"
+        " refuse: go back to the previous release with playbooks/rollback.yml"
+    ), line
+    assert "\n" not in line
+    assert refused["app_services"] and refused["leases"]  # whole, for the rescue
+    other = decide(place(settings, "app2", ["prosaas"], hosts), AHEAD_PLAN, {}, settings)
+    assert other["refusal"] == ""
+
+
+def test_a_refused_database_ahead_is_the_refusal_even_when_online_cannot_run() -> None:
+    settings = {**SETTINGS, "database_ahead": "refuse"}
+    plan = {
+        **OFFLINE_PLAN,
+        "applied": [1, 111],
+        "migrations": [{"version": 1}, *OFFLINE_PLAN["migrations"]],
+    }
+    plan["migrations"][1] = {**plan["migrations"][1], "version": 110}
+    refused = decide(place(settings, "app1", ["prosaas"], ["app1"]), plan, {}, settings)
+    assert "migration(s) 111 are applied" in refused["refusal"]
