@@ -300,7 +300,8 @@ def test_a_new_container_takes_over_with_no_failed_request_and_the_old_one_drain
         f"\nswitch: {len(loop.answers)} requests, {len(failed)} failed; "
         f"drain waited {waited:.1f} s for the request in flight"
     )
-    assert len(loop.answers) >= 100
+    # Traffic spanned the switch (answered by the old one, then the new one); how many
+    # requests that is depends on the machine's speed, so it is shown, not asserted.
     assert failed == []
     assert {answer.body for answer in loop.answers} == {old.name, new.name}
     assert after == {new.name}
