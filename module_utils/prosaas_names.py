@@ -200,7 +200,7 @@ def naming_problems(
     image of each service of the LISTS (variable -> list) and the inventory's HOSTS. An image
     made of a version, pin or app image already refused is not named again."""
     tags = _bad_tags(names, pins)
-    bad_tags = [tag for tag, _ in tags]
+    bad_tags = [tag for tag, _line in tags]
     app_image = names.get(IMAGES[0])
     app_line = reference_problem(IMAGES[0], app_image) if IMAGES[0] in names else ""
     bad_repos = [str(app_image)] if app_line else []
@@ -210,7 +210,7 @@ def naming_problems(
         if variable in names and not _made_of(str(names[variable]), bad_tags, bad_repos)
     ]
     lines = [
-        *(line for _, line in tags),
+        *(line for _tag, line in tags),
         app_line,
         *image_lines,
         prefix_problem(names.get("prosaas_container_prefix", "")),
