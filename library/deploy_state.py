@@ -317,6 +317,7 @@ import socket
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.prosaas_failpoint import failpoint
 from ansible.module_utils.prosaas_history import (
     DEFAULT_KEEP,
     HISTORY_FILE,
@@ -583,12 +584,16 @@ class DeployState:
         action = self.params["action"]
         if action in ("lock", "begin"):
             self.prepare_dir()
+        if action == "lock":  # outside the mutex, so that two runs can meet there
+            failpoint("lock-taking")
         handler = getattr(self, action)
         if action in WRITERS and not self.module.check_mode and os.path.isdir(self.dir):
             with state_mutex(self.dir):
                 handler()
         else:
             handler()
+        if action == "lock":
+            failpoint("lock-taken")
         result = {"changed": self.changed, "actions": self.actions, **self.result}
         if action != "read":
             result["diff"] = self.diff

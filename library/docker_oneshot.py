@@ -227,6 +227,7 @@ from ansible.module_utils.prosaas_docker import (
     one_line,
     require_image_id,
 )
+from ansible.module_utils.prosaas_failpoint import failpoint
 from ansible.module_utils.prosaas_oneshot import last_json_object
 from ansible.module_utils.prosaas_spec import MANAGED_BY, MANAGED_LABEL
 
@@ -440,6 +441,7 @@ class OneshotRunner:
             self.collect_log(container)
             self.actions.append(f"could not start {what}")
             return f"could not start: {one_line(exc)}"
+        failpoint(f"{self.name}-running")
         exit_code, duration = self.wait(container)
         self.result["duration"] = round(duration, 2)
         lines = self.collect_log(container)

@@ -256,6 +256,7 @@ from ansible.module_utils.prosaas_docker import (
     one_line,
     poll_ready,
 )
+from ansible.module_utils.prosaas_failpoint import failpoint
 from ansible.module_utils.prosaas_proxy_runtime import (
     Proxy,
     ProxyError,
@@ -368,6 +369,7 @@ class Run:
             self.waited = exc.waited
             self.undo()
             self.fail(f"{exc}{self.undone()}")
+        failpoint("services-healthy")
 
     @contextlib.contextmanager
     def readying_early(self) -> Iterator[None]:

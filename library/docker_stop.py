@@ -120,6 +120,7 @@ from ansible.module_utils.prosaas_docker import (
     find_container,
     one_line,
 )
+from ansible.module_utils.prosaas_failpoint import failpoint
 from ansible.module_utils.prosaas_proxy_runtime import (
     Proxy,
     ProxyError,
@@ -166,6 +167,7 @@ def drain_routed(module: AnsibleModule, client: Any, found: dict[str, Any]) -> l
 
 def stop_all(module: AnsibleModule, found: dict[str, Any], running: list[str]) -> dict[str, str]:
     """Stop RUNNING all at once; what happened to each."""
+    failpoint("services-stopping")
     with ThreadPoolExecutor(max_workers=len(running)) as pool:
         futures = {
             name: pool.submit(stop_one, found[name], module.params["timeout"]) for name in running

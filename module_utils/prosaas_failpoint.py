@@ -2,8 +2,9 @@
 injects is in place, so that no fault races the deploy's progress.
 
 Inert unless the environment variable PROSAAS_FAILPOINTS names a folder, which only a test
-sets. A failpoint NAME is armed when the file NAME exists in that folder: a module that
-passes it writes NAME.reached beside it and waits there until the test removes NAME.
+sets. A failpoint NAME is armed when the file NAME exists in that folder: a process that
+passes it adds its pid as a line of NAME.reached beside it and waits there until the test
+removes NAME. The pids let a test that killed the run wait for a held process it orphaned.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def failpoint(name: str) -> bool:
     armed = Path(folder) / name
     if not armed.exists():
         return False
-    (Path(folder) / f"{name}.reached").touch()
+    with (Path(folder) / f"{name}.reached").open("a", encoding="utf-8") as reached:
+        reached.write(f"{os.getpid()}\n")
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
     while armed.exists() and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)

@@ -17,6 +17,7 @@ ANSIBLE_MODULE_UTILS = importlib.import_module("ansible.module_utils")
 if MODULE_UTILS_DIR not in ANSIBLE_MODULE_UTILS.__path__:
     ANSIBLE_MODULE_UTILS.__path__.append(MODULE_UTILS_DIR)
 # checkout only: end
+from ansible.module_utils.prosaas_failpoint import failpoint  # noqa: E402 - needs the path set up just above
 from ansible.module_utils.prosaas_history import release_report  # noqa: E402 - needs the path set up just above
 from ansible.module_utils.prosaas_outcome import (  # noqa: E402 - needs the path set up just above
     decide_failure,
@@ -87,6 +88,7 @@ class ActionModule(ActionBase):
         return {**result, "changed": False, "ansible_facts": facts}
 
     def _note(self) -> dict[str, Any]:
+        failpoint("rescue")
         failed = self._get("ansible_failed_result")
         return {"deploy_failure": own_failure(self._get("deploy_phase") or "validate", failed)}
 

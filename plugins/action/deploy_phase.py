@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import time
+from pathlib import Path
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+
+# checkout only: begin. Plugins run on the controller, where Ansible does not put the
+# checkout's module_utils on the path: they are added to ansible.module_utils, the name they
+# import each other by on a host. The prosaas.deploy collection (scripts/collection.py) has
+# none of these lines: it imports module_utils by the collection's name.
+MODULE_UTILS_DIR = str(Path(__file__).resolve().parents[2] / "module_utils")
+ANSIBLE_MODULE_UTILS = importlib.import_module("ansible.module_utils")
+if MODULE_UTILS_DIR not in ANSIBLE_MODULE_UTILS.__path__:
+    ANSIBLE_MODULE_UTILS.__path__.append(MODULE_UTILS_DIR)
+# checkout only: end
+from ansible.module_utils.prosaas_failpoint import failpoint  # noqa: E402 - needs the path set up just above
 
 DOCUMENTATION = r"""
 ---
@@ -83,4 +96,5 @@ class ActionModule(ActionBase):
             )
             if renewed.get("failed"):
                 return {**result, **renewed, "ansible_facts": facts}
+        failpoint(f"phase-{name}")
         return {**result, "changed": False, "ansible_facts": facts}

@@ -10,8 +10,10 @@ healthy) from the project's own Dockerfiles, and remove them at the end of the s
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -103,13 +105,6 @@ def failure_message(result: dict) -> str:
     return str((items[-1] if items else result).get("msg", ""))
 
 
-def run_playbook_async(
-    playbook: str, tmp_path: Path, extravars: dict
-) -> tuple[threading.Thread, ansible_runner.Runner]:
-    """As tests.conftest.run_playbook, but returns at once: (thread, runner)."""
-    return ansible_runner.run_async(**playbook_args(playbook, tmp_path, extravars))
-
-
 def wait_until(
     condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2
 ) -> Any:
@@ -124,83 +119,166 @@ def wait_until(
         time.sleep(interval)
 
 
-# --- Runs interrupted on purpose ----------------------------------------------------
+# --- Runs held at failpoints ---------------------------------------------------------
 
 
 @dataclass
-class Hook:
-    """Runs ACTION once, when the play emits EVENT for the task named TASK (on HOST, when
-    given: a result event's host)."""
+class Failpoints:
+    """The failpoint folder of one run (module_utils/prosaas_failpoint.py): FOLDER on this
+    machine, where the controller's plugins and the local inventory's modules look, and the
+    same path inside the container of each test host of HOSTS (name -> container), where the
+    modules of a host reached over SSH look (deploy.yml passes PROSAAS_FAILPOINTS on)."""
 
-    event: str
-    task: str
-    action: Callable[[], None]
+    folder: Path
+    hosts: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def under(cls, base: Path, hosts: dict[str, Any] | None = None) -> Failpoints:
+        failpoints = cls(base / f"failpoints-{uuid.uuid4().hex[:8]}", hosts or {})
+        failpoints.folder.mkdir()
+        folder = shlex.quote(str(failpoints.folder))
+        for host in failpoints.hosts:  # the deploy user's modules write there too
+            failpoints.sh(host, f"mkdir -p {folder} && chmod 0777 {folder}")
+        return failpoints
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PROSAAS_FAILPOINTS": str(self.folder)}
+
+    def sh(self, host: str, command: str) -> str:
+        """What the shell COMMAND prints where HOST's modules run: here, or in its container."""
+        if not host:
+            done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+            return done.stdout
+        code, output = self.hosts[host].exec_run(["sh", "-c", command])
+        assert code == 0, output.decode()
+        return output.decode()
+
+    def path(self, name: str) -> str:
+        return shlex.quote(str(self.folder / name))
+
+    def arm(self, name: str, host: str = "") -> None:
+        self.sh(host, f"touch {self.path(name)}")
+
+    def release(self, name: str, host: str = "") -> None:
+        self.sh(host, f"rm -f {self.path(name)}")
+
+    def held(self, name: str, host: str = "") -> list[int]:
+        """The pids of the processes that reached NAME: none until one has."""
+        reached = self.sh(host, f"cat {self.path(name + '.reached')} 2>/dev/null || true")
+        return [int(pid) for pid in reached.split()]
+
+    def ended(self, name: str, host: str = "") -> bool:
+        """Whether every process that reached NAME has ended (a zombie has)."""
+        alive = self.sh(
+            host,
+            f"for pid in $(cat {self.path(name + '.reached')}); do"
+            " grep -qs '^State:[[:space:]]*[^Z]' /proc/$pid/status && echo $pid; done; true",
+        )
+        return not alive.split()
+
+
+@dataclass
+class HeldRun:
+    """A playbook run under way with failpoints armed: the test waits until the flow is held
+    at one, does there what it must, and releases it."""
+
+    failpoints: Failpoints
+    thread: threading.Thread
+    runner: ansible_runner.Runner
+
+    @classmethod
+    def start(cls, args: dict, failpoints: Failpoints, armed: list[tuple[str, str]]) -> HeldRun:
+        """The run of ARGS (ansible-runner's) with each failpoint (name, host) of ARMED armed."""
+        for name, host in armed:
+            failpoints.arm(name, host)
+        args = {**args, "envvars": {**args["envvars"], **failpoints.env}}
+        thread, runner = ansible_runner.run_async(**args)
+        return cls(failpoints, thread, runner)
+
+    def wait_at(self, name: str, host: str = "") -> None:
+        """Until the flow is held at NAME; the test fails when the run ended first."""
+        wait_until(
+            lambda: self.failpoints.held(name, host) or not self.thread.is_alive(),
+            600,
+            f"failpoint {name}",
+            0.05,
+        )
+        assert self.failpoints.held(name, host), f"the run ended before failpoint {name}"
+
+    def release(self, name: str, host: str = "") -> None:
+        self.failpoints.release(name, host)
+
+    def result(self) -> DeployRun:
+        self.thread.join(timeout=600)
+        assert not self.thread.is_alive(), "the run did not end"
+        return DeployRun.of(self.runner)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """At the failpoint NAME (in the container of the test host HOST, when given) ACTION is
+    done before the flow goes on. With KILLS, ACTION kills the run (ansible-playbook, or the
+    host's SSH): the process held there is orphaned and, once released, ends what it was
+    doing, as it would have without the hold; the test waits until it has ended."""
+
+    name: str
+    action: Callable[[], Any]
     host: str = ""
-    fired: bool = False
-
-    def offer(self, event: dict) -> None:
-        data = event.get("event_data", {})
-        if (
-            not self.fired
-            and event.get("event") == self.event
-            and data.get("task") == self.task
-            and self.host in ("", data.get("host"))
-        ):
-            self.fired = True
-            self.action()
+    kills: bool = False
 
 
-def deploy_with_hooks(
-    stack: Stack, hooks: list[Hook], version: str = "v2", **extra: Any
-) -> DeployRun:
-    """deploy.yml of VERSION on STACK; each hook acts as the play reaches its task."""
-    args = playbook_args(
-        "deploy.yml", stack.tmp_path, stack.vars_for(version, **extra), stack.inventory
-    )
-    return play_with_hooks(args, hooks)
-
-
-def play_with_hooks(args: dict, hooks: list[Hook]) -> DeployRun:
-    """The ansible-runner run of ARGS; each hook acts as the play reaches its task."""
-
-    def handle(event: dict) -> bool:
-        for hook in hooks:
-            hook.offer(event)
-        return True
-
-    thread, runner = ansible_runner.run_async(**args, event_handler=handle)
-    thread.join(timeout=600)
-    assert not thread.is_alive(), "the deploy did not end"
-    unfired = [f"{hook.event} {hook.task}" for hook in hooks if not hook.fired]
-    assert not unfired, f"the play never reached: {unfired}"
-    return DeployRun.of(runner)
+def run_held(args: dict, failpoints: Failpoints, holds: list[Hold]) -> DeployRun:
+    """The run of ARGS held at each failpoint of HOLDS in turn (the order the flow reaches
+    them), each for its action."""
+    run = HeldRun.start(args, failpoints, [(hold.name, hold.host) for hold in holds])
+    try:
+        for hold in holds:
+            run.wait_at(hold.name, hold.host)
+            hold.action()
+            run.release(hold.name, hold.host)
+            if hold.kills:
+                wait_until(
+                    functools.partial(failpoints.ended, hold.name, hold.host),
+                    600,
+                    f"the process held at {hold.name} to end",
+                )
+    finally:
+        for hold in holds:
+            failpoints.release(hold.name, hold.host)
+        run.thread.join(timeout=600)
+    return run.result()
 
 
 def deploy_held_at(
-    stack: Stack, name: str, fault: Callable[[], Any], version: str = "v2", **extra: Any
+    stack: Stack,
+    holds: list[Hold],
+    version: str = "v2",
+    failpoints: Failpoints | None = None,
+    **extra: Any,
 ) -> DeployRun:
-    """deploy.yml of VERSION on STACK, held at the failpoint NAME
-    (module_utils/prosaas_failpoint.py) until FAULT has been injected there."""
-    folder = stack.tmp_path / f"failpoints-{uuid.uuid4().hex[:8]}"
-    folder.mkdir()
-    armed, reached = folder / name, folder / f"{name}.reached"
-    armed.touch()
-    args = playbook_args(
-        "deploy.yml", stack.tmp_path, stack.vars_for(version, **extra), stack.inventory
-    )
-    args["envvars"] = {**args["envvars"], "PROSAAS_FAILPOINTS": str(folder)}
-    thread, runner = ansible_runner.run_async(**args)
-    try:
-        wait_until(
-            lambda: reached.exists() or not thread.is_alive(), 600, f"failpoint {name}", 0.05
-        )
-        assert reached.exists(), f"the deploy ended before failpoint {name}"
-        fault()
-    finally:
-        armed.unlink(missing_ok=True)
-        thread.join(timeout=600)
-    assert not thread.is_alive(), "the deploy did not end"
-    return DeployRun.of(runner)
+    """deploy.yml of VERSION on STACK, held at each failpoint of HOLDS for its action (in
+    FAILPOINTS, for a test that looks at them after the run)."""
+    failpoints = failpoints or Failpoints.under(stack.tmp_path)
+    return run_held(stack.deploy_args(version, **extra), failpoints, holds)
+
+
+def meet_at(name: str, runs: list[HeldRun]) -> None:
+    """A barrier: every run of RUNS held at the failpoint NAME until all of them are there,
+    then released together, so that what comes next races for real."""
+    for run in runs:
+        run.wait_at(name)
+    for run in runs:
+        run.release(name)
+
+
+# What the migrator logs when a session holding a lock on a table it alters is in its way.
+MIGRATOR_MET_A_HOLDER = ("not queueing behind", "gave up")
+
+
+def met_a_holder(log: str) -> bool:
+    """Whether the migrate container's LOG says it waits for a lock another session holds."""
+    return any(words in log for words in MIGRATOR_MET_A_HOLDER)
 
 
 def deploy_pid(stack: Stack) -> int:
@@ -253,10 +331,11 @@ class Stack:
     def deploy(self, version: str, **extra: Any) -> DeployRun:
         return self.play("deploy.yml", version, **extra)
 
-    def deploy_async(
-        self, version: str, **extra: Any
-    ) -> tuple[threading.Thread, ansible_runner.Runner]:
-        return run_playbook_async("deploy.yml", self.tmp_path, self.vars_for(version, **extra))
+    def deploy_args(self, version: str, **extra: Any) -> dict:
+        """ansible-runner's arguments of deploy.yml with VERSION on this stack."""
+        return playbook_args(
+            "deploy.yml", self.tmp_path, self.vars_for(version, **extra), self.inventory
+        )
 
     def deploy_ok(self, version: str, **extra: Any) -> DeployRun:
         run = self.deploy(version, **extra)

@@ -18,26 +18,25 @@ What each row saw goes into docs/reliability.md (tests/e2e/reliability.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import ansible_runner
 import docker
 import psycopg
 
-from tests.conftest import playbook_args
 from tests.e2e.conftest import (
     APP_SERVICES,
     RESET_109_SQL,
     DeployRun,
-    Hook,
+    Failpoints,
+    Hold,
     Stack,
+    deploy_held_at,
     deploy_pid,
-    deploy_with_hooks,
     signal_until_gone,
     wait_until,
 )
@@ -154,53 +153,47 @@ def fault_id(fault: Fault) -> str:
     return f"{fault.phase}: {fault.name}"
 
 
-def while_holding_call_log(s: FaultStack, act: Callable[[], None], **extra: Any) -> DeployRun:
-    """Deploy v2 while a session holds a lock on call_log (the migrator waits); ACT meanwhile."""
+def migrate_running(s: FaultStack) -> str:
+    """The failpoint where the migrate container runs and its module has not begun to wait."""
+    return f"{s.stack.prefix}migrate-running"
+
+
+def while_holding_call_log(
+    s: FaultStack, act: Callable[[], None] | None = None, **extra: Any
+) -> DeployRun:
+    """Deploy v2 while a session holds a lock on call_log (the migrator waits); with ACT,
+    the deploy is held where the migrate container runs until ACT is done."""
     holder = s.stack.connect()
     holder.execute("SELECT * FROM call_log LIMIT 1").fetchall()
     try:
-        args = playbook_args("deploy.yml", s.stack.tmp_path, s.stack.vars_for("v2", **extra))
-        thread, runner = ansible_runner.run_async(**args)
-        name = f"{s.stack.prefix}migrate"
-        wait_until(
-            lambda: s.client.containers.list(filters={"name": f"^{name}$", "status": "running"}),
-            240,
-            "the migrate container",
-        )
-        act()
-        thread.join(timeout=600)
-        assert not thread.is_alive(), "the deploy did not end"
+        if act is None:
+            return s.stack.deploy("v2", **extra)
+        return deploy_held_at(s.stack, [Hold(migrate_running(s), act)], **extra)
     finally:
         holder.rollback()
         holder.close()
-    return DeployRun.of(runner)
 
 
-def killed_at(
-    s: FaultStack,
-    task: str,
-    signum: int,
-    when: Callable[[], Any] | None = None,
-    **extra: Any,
-) -> DeployRun:
-    """Send SIGNUM to ansible-playbook's process group (as Ctrl-C or a dying session does) as
-    the play reaches TASK, once WHEN holds (at once by default). A killed play says nothing,
-    so what names the cause is what the operator meets next: the refusal of a new deploy."""
+def killed_at(s: FaultStack, failpoint: str, signum: int, **extra: Any) -> DeployRun:
+    """Send SIGNUM to ansible-playbook's process group (as Ctrl-C or a dying session does)
+    while the flow is held at FAILPOINT. A killed play says nothing, so what names the cause
+    is what the operator meets next: the refusal of a new deploy. The process held at
+    FAILPOINT is not in that group: orphaned, it ends what it was doing, as it would have
+    without the hold, before the recovery begins."""
 
     def kill() -> None:
         group = os.getpgid(deploy_pid(s.stack))
         assert group != os.getpgrp(), "ansible-playbook shares the tests' process group"
-        if when is not None:
-            wait_until(when, 120, "the moment to kill the deploy", interval=0.05)
         signal_until_gone(group, signum)
 
-    def kill_beside() -> None:
-        threading.Thread(target=kill, daemon=True).start()
-
-    hooks = [Hook("playbook_on_task_start", task, kill_beside)]
-    killed = deploy_with_hooks(s.stack, hooks, **extra)
+    failpoints = Failpoints.under(s.stack.tmp_path)
+    killed = deploy_held_at(s.stack, [Hold(failpoint, kill)], failpoints=failpoints, **extra)
     assert killed.rc != 0, killed.describe()
-    return s.stack.deploy("v2", **extra)
+    refused = s.stack.deploy("v2", **extra)  # refused at the lock: it touches nothing
+    wait_until(
+        functools.partial(failpoints.ended, failpoint), 600, f"the process orphaned at {failpoint}"
+    )
+    return refused
 
 
 def check_fault(s: FaultStack, fault: Fault) -> None:

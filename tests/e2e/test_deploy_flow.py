@@ -23,7 +23,13 @@ from tests.e2e.conftest import (
     INFRA_SERVICES,
     V2_COLUMNS,
     DeployRun,
+    Failpoints,
+    HeldRun,
+    Hold,
     Stack,
+    deploy_held_at,
+    meet_at,
+    met_a_holder,
     wait_until,
 )
 from tests.e2e.traffic import Background, CallWriter
@@ -320,23 +326,17 @@ def test_6a_lock_holder_released_during_the_deploy_lets_the_migration_complete(
     holder = hold_call_log(stack)
     timer = QueryTimer(stack.dsn)
     timer.start()
-    try:
-        thread, runner = stack.deploy_async("v2")
-        wait_until(
-            lambda: docker_engine.containers.list(
-                all=True, filters={"name": f"^{stack.prefix}migrate$"}
-            ),
-            240,
-            "the migrate container",
-        )
-        time.sleep(4)
+
+    def let_go_once_met() -> None:
+        migrate = docker_engine.containers.get(f"{stack.prefix}migrate")
+        wait_until(lambda: met_a_holder(migrate.logs().decode()), 60, "the migrator's lock wait")
         holder.commit()
-        thread.join(timeout=300)
-        assert not thread.is_alive(), "the deploy did not finish"
+
+    try:
+        run = deploy_held_at(stack, [Hold(f"{stack.prefix}migrate-running", let_go_once_met)])
     finally:
         holder.close()
         timer.finish()
-    run = DeployRun.of(runner)
 
     assert run.rc == 0, run.describe()
     assert stack.v2_columns() == set(V2_COLUMNS)
@@ -344,7 +344,7 @@ def test_6a_lock_holder_released_during_the_deploy_lets_the_migration_complete(
     stack.assert_app_healthy_on("v2")
     report = stack.reports()[stack.release("v2")["id"]]
     log = report["migrate"]["log"]
-    assert "not queueing behind" in log or "gave up" in log, log  # it did meet the holder
+    assert met_a_holder(log), log
     assert MIGRATION_109_DONE in log, log
     assert timer.errors == [], timer.errors
     assert timer.queries > 100
@@ -375,21 +375,40 @@ def test_6b_lock_holder_that_never_lets_go_fails_the_migration_and_rolls_back(
 # --- 7, 8: the deploy lock --------------------------------------------------------------
 
 
-def test_7_a_second_deploy_while_one_runs_is_refused(stack: Stack) -> None:
-    thread, runner = stack.deploy_async("v1")
-    lock = wait_until(stack.lock, 120, "the first deploy's lock")
-
-    second = stack.deploy("v1")
-    first_running = thread.is_alive()
-    thread.join(timeout=300)
-    assert not thread.is_alive(), "the first deploy did not finish"
-    first = DeployRun.of(runner)
+def test_7_of_two_deploys_that_reach_the_lock_together_one_runs_the_other_is_refused(
+    stack: Stack,
+) -> None:
+    """Both deploys meet just before the lock (failpoint lock-taking) and are let go
+    together; the one that takes it is held just after (lock-taken) until the other ends."""
+    armed = [("lock-taking", ""), ("lock-taken", "")]
+    runs = [
+        HeldRun.start(stack.deploy_args("v1"), Failpoints.under(stack.tmp_path), armed)
+        for _ in range(2)
+    ]
+    try:
+        meet_at("lock-taking", runs)
+        first = wait_until(
+            lambda: next((run for run in runs if run.failpoints.held("lock-taken")), None),
+            120,
+            "one deploy to take the lock",
+        )
+        (refused,) = [run for run in runs if run is not first]
+        second = refused.result()
+        lock = stack.lock()
+        first_running = first.thread.is_alive()
+    finally:
+        for run in runs:
+            run.release("lock-taking")
+            run.release("lock-taken")
+            run.thread.join(timeout=600)
+    first_run = first.result()
 
     assert first_running, "the first deploy ended before the second was refused"
+    assert lock is not None, "the first deploy held no lock"
     assert second.rc != 0, second.describe()
     holder = f"{lock['user']}@{lock['host']} pid {lock['pid']}"
     assert holder in second.output, second.describe()
-    assert first.rc == 0, first.describe()
+    assert first_run.rc == 0, first_run.describe()
     stack.assert_app_healthy_on("v1")
     history = stack.history()
     assert [record["status"] for record in history] == ["succeeded"], history
@@ -400,15 +419,17 @@ def test_8_killed_deploy_leaves_a_stale_lock_that_the_runbook_command_breaks(
     v1_stack: Stack,
 ) -> None:
     stack = v1_stack
+    killed: dict = {}
 
-    def stopped() -> bool:
-        return all(stack.container(s).status == "exited" for s in APP_SERVICES)
+    def kill_once_stopped() -> None:
+        # Held as it enters the infra phase: the app services stopped, the lock held.
+        assert all(stack.container(s).status == "exited" for s in APP_SERVICES)
+        killed.update(stack.lock() or {})
+        os.kill(killed["pid"], signal.SIGKILL)
 
-    thread, _ = stack.deploy_async("v2")
-    lock = wait_until(lambda: stack.lock() if stack.lock() and stopped() else None, 240, "stop")
-    os.kill(lock["pid"], signal.SIGKILL)
-    thread.join(timeout=120)
-    assert not thread.is_alive(), "the killed run did not end"
+    run = deploy_held_at(stack, [Hold("phase-infra", kill_once_stopped, kills=True)])
+    assert run.rc != 0, run.describe()
+    lock = killed
     assert stack.lock() == lock, "the killed run's lock should be left behind"
 
     refused = stack.deploy("v2")

@@ -14,7 +14,6 @@ import json
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,20 +25,23 @@ from tests.conftest import ROOT, remove_stack
 from tests.e2e.conftest import (
     RESET_109_SQL,
     DeployRun,
-    Hook,
+    Failpoints,
+    HeldRun,
+    Hold,
     Stack,
-    deploy_with_hooks,
+    deploy_held_at,
+    met_a_holder,
     stack_on,
     wait_until,
 )
 from tests.e2e.faults import (
-    MIGRATE_TASK,
     Fault,
     FaultStack,
     at_v1,
     check_fault,
     fault_id,
     killed_at,
+    migrate_running,
     seeded_v1,
     while_holding_call_log,
 )
@@ -86,17 +88,14 @@ def db_unreachable_in_preflight(s: FaultStack) -> DeployRun:
 
 
 def db_unreachable_in_migrate(s: FaultStack) -> DeployRun:
+    """postgres off the stack's network from the migrate phase's start until the rescue."""
     network = s.client.networks.get(s.stack.extravars["prosaas_network"])
     postgres = s.container("postgres")
-    return deploy_with_hooks(
+    return deploy_held_at(
         s.stack,
         [
-            Hook("playbook_on_task_start", MIGRATE_TASK, lambda: network.disconnect(postgres)),
-            Hook(
-                "runner_on_failed",
-                MIGRATE_TASK,
-                lambda: network.connect(postgres, aliases=["postgres"]),
-            ),
+            Hold("phase-migrate", lambda: network.disconnect(postgres)),
+            Hold("rescue", lambda: network.connect(postgres, aliases=["postgres"])),
         ],
     )
 
@@ -112,15 +111,18 @@ def db_unreachable_in_verify(s: FaultStack) -> DeployRun:
 
 
 def migrate_killed(s: FaultStack) -> DeployRun:
+    """The migrate container SIGKILLed once it waits for the lock the test holds."""
+
     def kill() -> None:
-        time.sleep(1)  # well into its wait for the lock
-        s.client.containers.get(f"{s.stack.prefix}migrate").kill(signal="SIGKILL")
+        migrate = s.client.containers.get(f"{s.stack.prefix}migrate")
+        wait_until(lambda: met_a_holder(migrate.logs().decode()), 60, "the migrator's lock wait")
+        migrate.kill(signal="SIGKILL")
 
     return while_holding_call_log(s, kill)
 
 
 def migrate_timeout(s: FaultStack) -> DeployRun:
-    return while_holding_call_log(s, lambda: None, migrate_timeout=4)
+    return while_holding_call_log(s, migrate_timeout=4)
 
 
 def image_missing(s: FaultStack) -> DeployRun:
@@ -156,32 +158,34 @@ def redeploy_v1_with_the_inventory(s: FaultStack, _: DeployRun) -> None:
 
 
 def sigint_in_migrate(s: FaultStack) -> DeployRun:
-    return killed_at(s, MIGRATE_TASK, signal.SIGINT)
+    return killed_at(s, migrate_running(s), signal.SIGINT)
 
 
 def sigkill_in_start(s: FaultStack) -> DeployRun:
-    return killed_at(s, "Enter the start phase", signal.SIGKILL)
+    return killed_at(s, "phase-start", signal.SIGKILL)
 
 
-def engine_restarted_at(task: str) -> Callable[[FaultStack], DeployRun]:
-    """The engine goes down as the play reaches TASK and stays down long enough (5 s) that
-    the phase's next engine call finds it gone, however fast the play moves on."""
+def engine_restarted_in(phase: str) -> Callable[[FaultStack], DeployRun]:
+    """The engine stops as the deploy enters PHASE, before the phase's first engine call,
+    and starts again once the deploy has ended: the phase and the rollback find it gone."""
 
     def inject(s: FaultStack) -> DeployRun:
-        assert s.engine is not None
-        restart = functools.partial(s.engine.restart, down_for=5.0)
-        return deploy_with_hooks(s.stack, [Hook("playbook_on_task_start", task, restart)])
+        engine = s.engine
+        assert engine is not None
+        try:
+            return deploy_held_at(s.stack, [Hold(f"phase-{phase}", engine.stop)])
+        finally:
+            engine.start()
 
     return inject
 
 
-def rollback_if_still_down(s: FaultStack, _: DeployRun) -> bool:
-    """RUNBOOK.md "Rollback failed" when the flow's own rollback could not reach the engine."""
-    if s.runs_v1():
-        return False
-    run = s.stack.play("playbooks/rollback.yml", "v2")
-    assert run.rc == 0, run.describe()
-    return True
+def rollback_by_the_runbook(s: FaultStack, run: DeployRun) -> None:
+    """RUNBOOK.md "Rollback failed", as written: the line says the flow's rollback failed
+    too; once the engine answers, rollback.yml."""
+    assert run.failure.endswith('see RUNBOOK.md "Rollback failed"'), run.failure
+    rolled_back = s.stack.play("playbooks/rollback.yml", "v2")
+    assert rolled_back.rc == 0, rolled_back.describe()
 
 
 def rollback_breaking_the_stale_lock(s: FaultStack, _: DeployRun) -> None:
@@ -190,14 +194,17 @@ def rollback_breaking_the_stale_lock(s: FaultStack, _: DeployRun) -> None:
 
 
 def two_deploys(s: FaultStack) -> DeployRun:
-    thread, runner = s.stack.deploy_async("v2")
+    """A second deploy while the first is held just after it took the lock."""
+    first = HeldRun.start(
+        s.stack.deploy_args("v2"), Failpoints.under(s.stack.tmp_path), [("lock-taken", "")]
+    )
     try:
-        wait_until(s.stack.lock, 120, "the first deploy's lock")
+        first.wait_at("lock-taken")
         return s.stack.deploy("v2")
     finally:
-        thread.join(timeout=600)
-        first = DeployRun.of(runner)
-        assert first.rc == 0, first.describe()  # the first deploy is not disturbed
+        first.release("lock-taken")
+        done = first.result()
+        assert done.rc == 0, done.describe()  # the first deploy is not disturbed
 
 
 def back_to_v1_after_the_first_deploy(s: FaultStack, _: DeployRun) -> None:
@@ -281,16 +288,10 @@ FAULTS = [
 
 # Run on a stack alone on the second engine (tests.engines), which they restart.
 ENGINE_FAULTS = [
-    Fault("Docker engine restarted", "stop", ("engine",),
-          engine_restarted_at(
-              "Take the routed services out of the proxy, then stop the app services"
-              " gracefully, all at once"),
-          runbook="Rollback failed", recover=rollback_if_still_down),
-    Fault("Docker engine restarted", "start", ("engine",),
-          engine_restarted_at(
-              "Start the app services on the new images, a batch of hosts at a time, and wait"
-              " until each is healthy"),
-          runbook="Rollback failed", recover=rollback_if_still_down),
+    Fault("Docker engine restarted", "stop", ("engine",), engine_restarted_in("stop"),
+          runbook="Rollback failed", recover=rollback_by_the_runbook),
+    Fault("Docker engine restarted", "start", ("engine",), engine_restarted_in("start"),
+          runbook="Rollback failed", recover=rollback_by_the_runbook),
 ]  # fmt: skip
 
 # --- registry rows: the pull of validate, before the lock -------------------------------

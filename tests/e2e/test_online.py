@@ -22,11 +22,10 @@ from tests.e2e.conftest import (
     APP_SERVICES,
     V2_COLUMNS,
     DeployRun,
-    Hook,
+    Hold,
     Stack,
     copy_migrations,
     deploy_held_at,
-    deploy_with_hooks,
     wait_until,
 )
 from tests.e2e.faults import (
@@ -43,10 +42,7 @@ from tests.e2e.reliability import RECORD
 from tests.e2e.traffic import CallWriter, HeldCall
 
 ONLINE = {"prosaas_deploy_strategy": "online"}
-START_TASK = (
-    "Start the app services on the new images, a batch of hosts at a time, and wait until"
-    " each is healthy"
-)
+JOBS = "prosaas:jobs"
 
 
 @contextmanager
@@ -76,10 +72,24 @@ def app_ids(stack: Stack) -> dict[str, str]:
     return {service: stack.container(service).id for service in APP_SERVICES}
 
 
-def push_job(stack: Stack, job: dict) -> None:
-    redis = stack.container("redis")
-    code, output = redis.exec_run(["redis-cli", "LPUSH", "prosaas:jobs", json.dumps(job)])
+def redis_cli(stack: Stack, *args: str) -> str:
+    code, output = stack.container("redis").exec_run(["redis-cli", *args])
     assert code == 0, output
+    return output.decode().strip()
+
+
+def push_job(stack: Stack, job: dict) -> None:
+    redis_cli(stack, "LPUSH", JOBS, json.dumps(job))
+
+
+def requests_in_flight(stack: Stack, backend: str) -> int:
+    """Requests the proxy's BACKEND is serving now, as HAProxy's statistics say."""
+    code, output = stack.container("proxy").exec_run(["proxy-api", "show stat -1 4 -1"])
+    assert code == 0, output
+    lines = output.decode().splitlines()
+    header = lines[0].removeprefix("# ").split(",")
+    rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+    return sum(int(row["scur"] or 0) for row in rows if row["pxname"] == backend)
 
 
 def worker_deaths(stack: Stack, since: float) -> list[float]:
@@ -105,16 +115,16 @@ def test_online_deploy_under_load_fails_no_request_and_lets_long_work_finish(
     pushed: list[float] = []
 
     def start_long_work() -> None:
-        # A call in progress on calls, and a job the old worker is busy with, as the new
+        # A call in progress on calls, and a job the old worker is busy with, before the new
         # containers start beside the old ones.
         held.start()
         push_job(stack, {"call_sid": "job-call", "work_seconds": 6})
         pushed.append(time.time())
+        wait_until(lambda: redis_cli(stack, "LLEN", JOBS) == "0", 30, "the old worker's job")
+        wait_until(lambda: requests_in_flight(stack, "prosaas-calls"), 30, "the call in progress")
 
     with client_traffic(stack) as writer:
-        run = deploy_with_hooks(
-            stack, [Hook("playbook_on_task_start", START_TASK, start_long_work)], **ONLINE
-        )
+        run = deploy_held_at(stack, [Hold("phase-start", start_long_work)], **ONLINE)
     held.finish()
 
     assert run.rc == 0, run.describe()
@@ -188,12 +198,6 @@ def test_online_refuses_an_offline_migration_unless_the_inventory_allows_the_fal
 # --- fault rows ----------------------------------------------------------------------
 
 
-def next_healthy(s: FaultStack) -> bool:
-    """Whether a container started beside an old one is healthy: the switch is under way."""
-    healthy = s.client.containers.list(filters={"name": s.stack.prefix, "health": "healthy"})
-    return any(container.name.endswith("-next") for container in healthy)
-
-
 def never_healthy(s: FaultStack) -> DeployRun:
     return s.stack.deploy(
         s.unhealthy_version,
@@ -204,7 +208,7 @@ def never_healthy(s: FaultStack) -> DeployRun:
 
 
 def migrate_times_out(s: FaultStack) -> DeployRun:
-    return while_holding_call_log(s, lambda: None, migrate_timeout=4, **ONLINE)
+    return while_holding_call_log(s, migrate_timeout=4, **ONLINE)
 
 
 def verify_fails(s: FaultStack) -> DeployRun:
@@ -225,11 +229,13 @@ def proxy_crashes_in_the_switch(s: FaultStack) -> DeployRun:
         os.kill(s.container("proxy").attrs["State"]["Pid"], signal.SIGKILL)
         wait_until(proxy_back, 60, "the proxy's restart")
 
-    return deploy_held_at(s.stack, "switch-draining", crash, **ONLINE)
+    return deploy_held_at(s.stack, [Hold("switch-draining", crash)], **ONLINE)
 
 
 def control_node_killed_in_the_switch(s: FaultStack) -> DeployRun:
-    return killed_at(s, START_TASK, signal.SIGKILL, when=lambda: next_healthy(s), **ONLINE)
+    """SIGKILL while the switch drains the first old container: the module it orphaned ends
+    the switch, and the containers it kept for a rollback are left."""
+    return killed_at(s, "switch-draining", signal.SIGKILL, **ONLINE)
 
 
 def rollback_online_breaking_the_stale_lock(s: FaultStack, _: DeployRun) -> None:

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,9 +45,9 @@ from tests.e2e.conftest import (
     APP_SERVICES,
     RESET_109_SQL,
     DeployRun,
-    Hook,
+    Hold,
     Stack,
-    deploy_with_hooks,
+    deploy_held_at,
     signal_until_gone,
     wait_until,
 )
@@ -356,9 +355,10 @@ def test_status_over_ssh_reads_the_server_and_changes_nothing(ssh_stack: SshStac
 def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_ran_out(
     ssh_stack: SshStack, unhealthy_app_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The deploy from control node A is SIGKILLed in its stop phase. From control node B
-    the lock reads as held until its lease runs out, then as stale; rollback.yml breaking it
-    brings v2 back. The stop phase's lease here: 5 + 2 + 3 s (lease, stop, health)."""
+    """The deploy from control node A is SIGKILLed as it enters its stop phase. From control
+    node B the lock reads as held until its lease runs out, then as stale; rollback.yml
+    breaking it brings v2 back. The stop phase's lease here: 5 + 2 + 3 s (lease, stop,
+    health)."""
     short = {
         "prosaas_lock_lease_seconds": 5,
         "prosaas_stop_timeout": 2,
@@ -367,22 +367,14 @@ def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_
 
     def kill() -> None:
         group = os.getpgid(int(wait_until(ssh_stack.lock, 30, "the deploy lock")["pid"]))
-        threading.Thread(
-            target=signal_until_gone, args=(group, signal.SIGKILL), daemon=True
-        ).start()
+        signal_until_gone(group, signal.SIGKILL)
 
     monkeypatch.setenv("PROSAAS_CONTROL_NODE", "control-node-a")
-    stop_task = Hook(
-        "playbook_on_task_start",
-        "Take the routed services out of the proxy, then stop the app services gracefully,"
-        " all at once",
-        kill,
-    )
     # Any release other than what runs goes through the stop phase; this one never starts.
     version = unhealthy_app_image.split(":")[1]
-    killed = deploy_with_hooks(
+    killed = deploy_held_at(
         ssh_stack,
-        [stop_task],
+        [Hold("phase-stop", kill, kills=True)],
         version=version,
         prosaas_migrate_image="prosaas-demo/migrate:v2",
         **short,
