@@ -98,7 +98,36 @@ ensure_docker() {
     [ "$(id -u)" = 0 ] || die "dockerd is installed but not running: start it (sudo systemctl start docker)"
     start_dockerd
     DOCKERD_STARTED_BY_US=1
+    remove_test_leftovers
 }
+
+# The names the tests give what they make: isolated stacks (t1a2b3c4d-...), the integration
+# tests' containers (t-stop-..., tpx-..., ttls-...), test hosts and registries (pdreg-1a2b3c...).
+# No deploy of an inventory in this repository, nor the demo stack, names anything so.
+TEST_MADE_NAMES='^(t[0-9a-f]{8}-|t-[a-z]+-[0-9a-f]{8}|tpx-|ttls-|pd[a-z0-9]*-[0-9a-f]{6})'
+
+# What killed test runs left on the engine. The deploy gives the services restart policy
+# unless-stopped, so an engine that starts brings back every stack of a run killed before
+# it could clean up: dozens of containers health-checking every 2 s, on two cores. An engine
+# this script has just started has no test run of its own yet: whatever test-made thing it
+# holds is such a leftover.
+remove_test_leftovers() {
+    local containers networks volumes
+    containers=$({ docker ps -a --filter label=prosaas-tests --format '{{.Names}}'
+        docker ps -a --format '{{.Names}}' | grep -E "$TEST_MADE_NAMES" || true; } | sort -u)
+    networks=$(docker network ls --format '{{.Name}}' | grep -E "$TEST_MADE_NAMES" || true)
+    volumes=$(docker volume ls -q | grep -E "$TEST_MADE_NAMES" || true)
+    [ -n "$containers$networks$volumes" ] || return 0
+    say "removing what killed test runs left: $(words "$containers") containers," \
+        "$(words "$networks") networks, $(words "$volumes") volumes"
+    # shellcheck disable=SC2086  # one name a word
+    { [ -z "$containers" ] || docker rm -f $containers >/dev/null
+      [ -z "$networks" ] || docker network rm $networks >/dev/null
+      [ -z "$volumes" ] || docker volume rm -f $volumes >/dev/null; } \
+        || say "warning: not all of them could be removed (docker ps -a; docker volume ls)"
+}
+
+words() { printf '%s\n' "$1" | grep -c . || true; }
 
 stop_dockerd_if_started() {
     [ "$DOCKERD_STARTED_BY_US" = 1 ] || return 0
