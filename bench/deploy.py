@@ -314,7 +314,7 @@ class AnsibleWay(Way):
         }
         self.vars_file.write_text(json.dumps(extravars), encoding="utf-8")
 
-    def playbook(self, version: str, *extra: str) -> None:
+    def playbook(self, version: str, *extra: str, task_times: Path | None = None) -> None:
         command = [
             self.playbook_command,
             *self.inventory_args(),
@@ -326,6 +326,12 @@ class AnsibleWay(Way):
             *extra,
         ]
         env = {"ANSIBLE_CONFIG": str(self.root / "ansible.cfg")}
+        if task_times:
+            env |= {
+                "ANSIBLE_CALLBACK_PLUGINS": str(TASK_TIMES_PLUGINS),
+                "ANSIBLE_CALLBACKS_ENABLED": "task_times",
+                "PROSAAS_TASK_TIMES": str(task_times),
+            }
         what = f"{self.name}: ansible-playbook deploy.yml ({version})"
         run_command(command, what, env, self.root)
 
@@ -341,9 +347,15 @@ class AnsibleWay(Way):
         self.playbook("v1")
 
     def deploy_v2(self) -> dict[str, Any]:
-        self.playbook("v2", *self.deploy_args)
+        times = self.workdir / "task-times.jsonl"
+        times.unlink(missing_ok=True)
+        self.playbook("v2", *self.deploy_args, task_times=times)
         report = self.v2_report()
-        return {"phases": report.get("phases", {}), "report_downtime_s": report.get("downtime_s")}
+        return {
+            "phases": report.get("phases", {}),
+            "report_downtime_s": report.get("downtime_s"),
+            "window_tasks": window_tasks(read_task_times(times)),
+        }
 
     def v2_report(self) -> dict[str, Any]:
         """The deploy report of the v2 release (reports/<release>.json)."""
@@ -454,6 +466,33 @@ def phases_from_marks(output: str) -> dict[str, float]:
 
 def rounded(seconds: dict[str, float]) -> dict[str, float]:
     return {name: round(value, 2) for name, value in seconds.items()}
+
+
+TASK_TIMES_PLUGINS = Path(__file__).resolve().parent / "callback_plugins"
+BETWEEN_TASKS = "(between tasks: Ansible's own time)"
+
+
+def read_task_times(path: Path) -> list[dict[str, Any]]:
+    """The lines bench/callback_plugins/task_times.py wrote, in order."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def window_tasks(lines: list[dict[str, Any]]) -> dict[str, float]:
+    """What the stop flow's window is made of: the seconds of each task from the end of
+    "Enter the stop phase" to the start of "Enter the record phase" (a task run more than
+    once summed), and BETWEEN_TASKS for the rest. Empty for a deploy with no stop phase."""
+    begin = next((t["end"] for t in lines if t["task"] == "Enter the stop phase"), None)
+    end = next((t["start"] for t in lines if t["task"] == "Enter the record phase"), None)
+    if begin is None or end is None:
+        return {}
+    seconds: dict[str, float] = {}
+    for task in lines:
+        if task["start"] >= begin and task["end"] <= end and task["status"] != "skipped":
+            seconds[task["task"]] = seconds.get(task["task"], 0.0) + task["end"] - task["start"]
+    seconds[BETWEEN_TASKS] = end - begin - sum(seconds.values())
+    return rounded(seconds)
 
 
 WAY_CLASSES: dict[str, type[Way]] = {
@@ -890,6 +929,7 @@ class WaySummary:
     failed_outside: int  # over all runs
     unsettled_runs: int
     phases_median_s: dict[str, float]
+    window_median_s: dict[str, float]  # the stop flow's window, task by task
     wall_to_floor: float | None
     downtime_to_floor: float | None
     load_failed: Spread | None  # failed requests of the steady load, per run
@@ -909,6 +949,14 @@ def median_phases(results: list[RunResult]) -> dict[str, float]:
         name: round(statistics.median(r.details["phases"].get(name, 0.0) for r in results), 2)
         for name in names
     }
+
+
+def median_window(results: list[RunResult]) -> dict[str, float]:
+    """The median seconds of each task in the stop flow's window, longest first."""
+    runs = [r.details.get("window_tasks") or {} for r in results]
+    names = list(dict.fromkeys(name for tasks in runs for name in tasks))
+    medians = {name: round(statistics.median(t.get(name, 0.0) for t in runs), 2) for name in names}
+    return dict(sorted(medians.items(), key=lambda item: -item[1]))
 
 
 def ratio(value: Spread | None, floor: Spread | None) -> float | None:
@@ -936,6 +984,7 @@ def summarise_way(way: str, runs: list[RunResult], failures: int) -> WaySummary:
         failed_outside=sum(r.outage.failed_outside for r in runs),
         unsettled_runs=sum(not r.settled for r in runs),
         phases_median_s=median_phases(runs) if runs else {},
+        window_median_s=median_window(runs),
         wall_to_floor=None,
         downtime_to_floor=None,
         load_failed=load_spread(runs, "failed"),
@@ -1081,9 +1130,19 @@ def phase_lines(summaries: list[WaySummary]) -> list[str]:
     ]
 
 
+def window_lines(summaries: list[WaySummary]) -> list[str]:
+    return [
+        f"- {s.way}: "
+        + "; ".join(f"{name} {seconds:.2f}" for name, seconds in s.window_median_s.items())
+        for s in summaries
+        if s.window_median_s
+    ]
+
+
 def report_text(summaries: list[WaySummary], goals: list[Target], failures: list[FailedRun]) -> str:
     lines = [markdown_table(summaries), "", load_table(summaries), ""]
     lines += ["Phase medians (s):", *phase_lines(summaries), ""]
+    lines += ["The stop flow's window, task by task (medians, s):", *window_lines(summaries), ""]
     lines += target_lines(goals) or ["- targets: not judged (they need ansible and floor)"]
     lines += [
         f"- warning: {s.way}: v2 did not answer steadily after {s.unsettled_runs} deploy(s)"
