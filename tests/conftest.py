@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -36,9 +40,12 @@ from tests.ssh_hosts import (
     SessionKeys,
     SshHost,
     host_image,
+    prepared_image_tag,
     remove_host,
+    snapshot_host,
     start_host,
 )
+from tests.ssh_stack import write_host_inventory
 from tests.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +194,27 @@ def webhook() -> Iterator[Webhook]:
     hook.server.shutdown()
 
 
+@contextlib.contextmanager
+def engine_events(client: docker.DockerClient, **filters: Any) -> Iterator[list[dict]]:
+    """The engine's events that match FILTERS while the block runs, read as they come. A
+    later query (since, until) would not do: the engine keeps only its last 256 events for
+    it, fewer than a busy machine's health checks make in a few seconds."""
+    seen: list[dict] = []
+    stream = client.events(decode=True, filters=filters)
+
+    def read() -> None:
+        seen.extend(stream)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield seen
+    finally:
+        time.sleep(0.5)  # the engine sends an event a moment after the change it tells of
+        stream.close()
+        reader.join(timeout=10)
+
+
 # --- Test hosts: bare servers reached over SSH (tests/ssh_hosts.py) ----------------------
 
 
@@ -218,16 +246,76 @@ def start_test_host(
     *,
     ssh_port: int | None = None,
     command: list[str] | None = None,
+    image: str | None = None,
 ) -> SshHost:
     """A fresh bare test host named PREFIX-<random> (on NETWORK, its sshd on loopback
-    SSH_PORT, COMMAND as PID 1 instead of systemd, when given); the test fails when it
-    cannot start."""
+    SSH_PORT, COMMAND as PID 1 instead of systemd, when given; of IMAGE, the prepared host
+    image say, instead of the bare one); the test fails when it cannot start."""
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     try:
-        image = host_image(client, base_image)
+        image = image or host_image(client, base_image)
         return start_host(client, image, name, keys, network, ssh_port=ssh_port, command=command)
     except HostError as exc:
         pytest.fail(str(exc))
+
+
+# What prepare.yml does to a host: a prepared host image is made again when one changes.
+PREPARE_INPUTS = ("playbooks/prepare.yml", "playbooks/check-ansible.yml", "roles/prepare")
+
+
+@contextlib.contextmanager
+def held_lock(path: Path) -> Iterator[None]:
+    """PATH locked for this process: a second test worker waits here for the first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def prepared_host_image(
+    docker_engine: docker.DockerClient,
+    base_image: str,
+    ssh_keys: SessionKeys,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """The test host image with playbooks/prepare.yml run on it (Docker, the virtualenv, the
+    deploy user in the docker group), for the tests whose subject is not prepare.yml on a
+    bare server (tests/e2e/test_ssh.py and the README walkthrough keep that one). A host of
+    it still runs prepare.yml for what its own inventory adds, a registry's CA say. Made
+    once per content of what prepare.yml runs and of the wheels it installs; kept on the
+    engine between runs."""
+    wheels = host_wheels()
+    inputs = [ROOT / name for name in PREPARE_INPUTS]
+    files = [f for path in inputs for f in ([path] if path.is_file() else path.rglob("*"))]
+    files = [f for f in files if f.is_file()] + sorted(wheels.glob("*.whl"))
+    tag = prepared_image_tag(host_image(docker_engine, base_image), files, ROOT)
+    with held_lock(ROOT / ".state" / "prepared-host.lock"):
+        if not docker_engine.images.list(name=tag):
+            make_prepared_image(docker_engine, base_image, ssh_keys, tmp_path_factory, tag)
+    return tag
+
+
+def make_prepared_image(
+    client: docker.DockerClient,
+    base_image: str,
+    keys: SessionKeys,
+    tmp_path_factory: pytest.TempPathFactory,
+    tag: str,
+) -> None:
+    host = start_test_host(client, base_image, keys, "pdsnap")
+    try:
+        base = tmp_path_factory.mktemp("prepared-host")
+        inventory = write_host_inventory(base / "inventory", host, keys, HOST_WHEELS)
+        args = playbook_args("playbooks/prepare.yml", base) | {"inventory": str(inventory)}
+        run = ansible_runner.run(**args)
+        if run.rc != 0:
+            pytest.fail(f"prepare.yml failed on {host.name}, the prepared host image's host")
+        snapshot_host(client, host, tag)
+    except HostError as exc:
+        pytest.fail(str(exc))
+    finally:
+        remove_host(client, host)
 
 
 @pytest.fixture(scope="session")

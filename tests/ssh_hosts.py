@@ -12,6 +12,7 @@ capability it allows).
 from __future__ import annotations
 
 import hashlib
+import io
 import shlex
 import subprocess
 import time
@@ -103,6 +104,27 @@ def host_image(client: docker.DockerClient, base_image: str) -> str:
         except (APIError, docker.errors.BuildError) as exc:
             raise HostError(f"could not build the test host image {tag}: {exc}") from exc
     return tag
+
+
+def prepared_image_tag(base_tag: str, inputs: list[Path], root: Path) -> str:
+    """The tag of the prepared host image: BASE_TAG's host with what INPUTS (files, relative
+    to ROOT in the digest) make of it."""
+    digest = hashlib.sha256(base_tag.encode())
+    for path in sorted(inputs):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return f"prosaas-deploy/testhost-prepared:{digest.hexdigest()[:12]}"
+
+
+def snapshot_host(client: docker.DockerClient, host: SshHost, tag: str) -> None:
+    """HOST's system, shut down cleanly, as image TAG, less its SSH host keys: each host
+    started from it makes its own. Its engine's data (a volume) is not part of it."""
+    try:
+        host.container.stop(timeout=30)
+        snapshot = host.container.commit()
+        dockerfile = f"FROM {snapshot.id}\nRUN rm -f /etc/ssh/ssh_host_*\n".encode()
+        client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    except (APIError, docker.errors.BuildError) as exc:
+        raise HostError(f"could not save {host.name} as {tag}: {exc}") from exc
 
 
 def run_host_container(

@@ -92,6 +92,29 @@ def read_remote(host: SshHost, path: str) -> str | None:
     return result.output.decode() if result.exit_code == 0 else None
 
 
+def write_host_inventory(folder: Path, host: SshHost, keys: SessionKeys, wheels: Path) -> Path:
+    """The shared settings (inventories/common.yml), the demo release, and HOST, which
+    prepare.yml gives the libraries of the wheels in WHEELS."""
+    settings = folder / "group_vars" / "all"
+    settings.mkdir(parents=True)
+    (settings / "00-common.yml").symlink_to(ROOT / "inventories" / "common.yml")
+    own = {
+        "prosaas_app_version": "v1",
+        "prosaas_app_image": "prosaas-demo/app",
+        "prosaas_migrate_image": "prosaas-demo/migrate:v1",
+        "prosaas_infra_services": [{"name": "redis", "image": "prosaas-demo/redis:7"}],
+        "prosaas_database_host": "db.invalid",
+        "vault_prosaas_database_password": "unused",
+        "prosaas_reports_dir": str(folder / "reports"),
+        "prosaas_python_packages_from": "controller",
+        "prosaas_python_wheels_dir": str(wheels),
+    }
+    (settings / "main.yml").write_text(yaml.safe_dump(own))
+    hosts = {"prosaas": {"hosts": {host.name: host.inventory_vars(keys)}}}
+    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    return folder
+
+
 def write_stack_inventory(folder: Path, server: SshHost, keys: SessionKeys) -> Path:
     """The server alone in the prosaas group, over the local inventory's group_vars: the
     whole stack, PostgreSQL included, on the server's engine."""

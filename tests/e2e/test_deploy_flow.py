@@ -17,7 +17,7 @@ import docker
 import psycopg
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, engine_events
 from tests.e2e.conftest import (
     APP_SERVICES,
     INFRA_SERVICES,
@@ -193,10 +193,8 @@ def test_2_rerun_of_v2_changes_nothing_and_runs_no_migration(
     ids = stack.container_ids()
     history = stack.history()
     reports = stack.reports()
-    since = int(time.time()) - 1
-
-    rerun = stack.deploy("v2")
-    until = int(time.time()) + 1
+    with engine_events(docker_engine, type="container", event="create") as creates:
+        rerun = stack.deploy("v2")
 
     assert rerun.rc == 0, rerun.describe()
     assert rerun.stats["changed"] == 0, rerun.describe()
@@ -204,12 +202,7 @@ def test_2_rerun_of_v2_changes_nothing_and_runs_no_migration(
     assert stack.history() == history
     new_reports = {key: value for key, value in stack.reports().items() if key not in reports}
     assert all(not report.get("migrate") for report in new_reports.values()), new_reports
-    created = [
-        event["Actor"]["Attributes"].get("name")
-        for event in docker_engine.events(
-            since=since, until=until, decode=True, filters={"type": "container", "event": "create"}
-        )
-    ]
+    created = [event["Actor"]["Attributes"].get("name") for event in creates]
     assert f"{stack.prefix}migrate" not in created, created
     for service in APP_SERVICES:
         assert stack.container(service).id == ids[service]

@@ -281,9 +281,12 @@ def cluster(
     base_image: str,
     ssh_keys: SessionKeys,
     registry: Registry,
+    *,
+    prepared_host_image: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:
-    """The three servers prepared, postgres loaded on infra1, v1 deployed and call_log seeded."""
+    """The three servers prepared (of the prepared host image: prepare.yml only adds the
+    registry's CA), postgres loaded on infra1, v1 deployed and call_log seeded."""
     host_wheels()
     hosts: dict[str, SshHost] = {}
     try:
@@ -291,7 +294,7 @@ def cluster(
             # A fixed SSH port: infra1's reboot row restarts its container.
             hosts[name] = start_test_host(
                 docker_engine, base_image, ssh_keys, f"pd{name}", registry.network,
-                ssh_port=free_loopback_port(),
+                ssh_port=free_loopback_port(), image=prepared_host_image,
             )  # fmt: skip
         base = tmp_path_factory.mktemp("many-hosts")
         address = host_address(hosts["infra1"], registry.network)
@@ -349,112 +352,6 @@ def test_v1_runs_each_service_only_on_its_hosts_by_digest_from_the_registry(
     assert cluster.app_state() == cluster.all_on("v1")
     record = cluster.history()[-1]
     assert record["status"] == "succeeded" and record["version"] == "v1", record
-
-
-def test_deploy_migrates_once_and_starts_batch_by_batch_then_changes_nothing(
-    cluster: Cluster,
-) -> None:
-    cluster.reset_to_v1()
-    run = cluster.deploy("v2")
-    assert run.rc == 0, run.describe()
-    assert cluster.app_state() == cluster.all_on("v2")
-    # The migration ran once, on the migration host.
-    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == [MIGRATION_HOST]
-    with cluster.connect() as conn:
-        rows = conn.execute("SELECT count(*) FROM prosaas_schema_history WHERE version = 109")
-        assert rows.fetchone()[0] == 1
-    # One batch after the other: each host's start began after the one before it was healthy.
-    starts = phase_runs(run, "start", START_TASK)
-    assert [data["host"] for data in starts] == list(HOSTS)
-    for before, after in itertools.pairwise(starts):
-        assert after["start"] >= before["end"], (before["host"], after["host"])
-    record = cluster.history()[-1]
-    assert record["status"] == "succeeded" and record["version"] == "v2", record
-    reports = sorted(path.name for path in (cluster.base / "reports").glob(f"{record['id']}*"))
-    assert reports == sorted(f"{record['id']}.{host}.json" for host in HOSTS)
-
-    again = cluster.deploy("v2")
-    assert again.rc == 0, again.describe()
-    assert changed_per_host(again) == dict.fromkeys(HOSTS, 0)
-    assert cluster.lock() is None
-
-
-def test_status_reads_the_migrations_once_and_changes_nothing(cluster: Cluster) -> None:
-    run = cluster.play("playbooks/status.yml", prosaas_app_version="v2")
-    assert run.rc == 0, run.describe()
-    assert changed_per_host(run) == dict.fromkeys(HOSTS, 0)
-    assert run.output.count("migrations applied: ") == 1, run.output[-6000:]
-    assert run.output.count("migrations: read on the migration host") == 2, run.output[-6000:]
-
-
-# A client on a server: GET URL every 50 ms until /run/probe-stop exists, then one JSON line
-# of the answers counted (200: ok; anything else, or no answer: failed).
-PROBE = """
-import json, os, sys, time, urllib.request
-ok = failed = 0
-while not os.path.exists("/run/probe-stop"):
-    try:
-        with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
-            ok += 1
-    except Exception:
-        failed += 1
-    time.sleep(0.05)
-print(json.dumps({"ok": ok, "failed": failed}))
-"""
-
-
-@dataclass
-class Probe:
-    """PROBE on HOST's own system, through the proxy it runs: start it, then stop it and
-    read its counts."""
-
-    host: SshHost
-    url: str
-    counts: dict[str, int] = field(default_factory=dict)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.host.container.exec_run(["rm", "-f", "/run/probe-stop"])
-
-        def run() -> None:
-            _, output = self.host.container.exec_run(["python3", "-c", PROBE, self.url])
-            self.counts = json.loads(output.decode().strip().splitlines()[-1])
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> dict[str, int]:
-        assert self.thread is not None
-        self.host.container.exec_run(["touch", "/run/probe-stop"])
-        self.thread.join(timeout=30)
-        return self.counts
-
-
-def test_an_online_deploy_switches_host_by_host_with_no_failed_request(cluster: Cluster) -> None:
-    """v1 -> v2 (109 applied) online over the three servers while a client on infra1 and one
-    on calls1 call their api and calls through the local proxy: every request answered."""
-    cluster.reset_to_v1()
-    probes = [
-        Probe(cluster.hosts["infra1"], "http://127.0.0.1:8080/health"),
-        Probe(cluster.hosts["calls1"], "http://127.0.0.1:8081/health"),
-    ]
-    for probe in probes:
-        probe.start()
-    try:
-        run = cluster.deploy("v2", prosaas_deploy_strategy="online")
-    finally:
-        counts = [probe.stop() for probe in probes]
-    assert run.rc == 0, run.describe()
-    assert "strategy: online" in run.output
-    assert cluster.app_state() == cluster.all_on("v2")
-    starts = phase_runs(run, "start", START_TASK)
-    assert [data["host"] for data in starts] == list(HOSTS)
-    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == [MIGRATION_HOST]
-    for host in HOSTS:  # the replaced containers are gone once the release is recorded
-        names = cluster.docker(host, "ps", "-a", "--format", "{{.Names}}").split()
-        assert not [name for name in names if name.endswith(("-next", "-previous"))], names
-    print(f"online over three servers: probes {counts}")
-    assert all(count["ok"] > 20 and count["failed"] == 0 for count in counts), counts
 
 
 # --- Fault rows -----------------------------------------------------------------------
@@ -699,3 +596,112 @@ def failed_and_recovered(
 
 
 RECORD.fault_suites["test_many_hosts"] = len(HOST_FAULTS)
+
+
+# --- v2 over three servers: after the fault rows, which all begin on v1 ----------------
+
+
+def test_deploy_migrates_once_and_starts_batch_by_batch_then_changes_nothing(
+    cluster: Cluster,
+) -> None:
+    cluster.reset_to_v1()
+    run = cluster.deploy("v2")
+    assert run.rc == 0, run.describe()
+    assert cluster.app_state() == cluster.all_on("v2")
+    # The migration ran once, on the migration host.
+    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == [MIGRATION_HOST]
+    with cluster.connect() as conn:
+        rows = conn.execute("SELECT count(*) FROM prosaas_schema_history WHERE version = 109")
+        assert rows.fetchone()[0] == 1
+    # One batch after the other: each host's start began after the one before it was healthy.
+    starts = phase_runs(run, "start", START_TASK)
+    assert [data["host"] for data in starts] == list(HOSTS)
+    for before, after in itertools.pairwise(starts):
+        assert after["start"] >= before["end"], (before["host"], after["host"])
+    record = cluster.history()[-1]
+    assert record["status"] == "succeeded" and record["version"] == "v2", record
+    reports = sorted(path.name for path in (cluster.base / "reports").glob(f"{record['id']}*"))
+    assert reports == sorted(f"{record['id']}.{host}.json" for host in HOSTS)
+
+    again = cluster.deploy("v2")
+    assert again.rc == 0, again.describe()
+    assert changed_per_host(again) == dict.fromkeys(HOSTS, 0)
+    assert cluster.lock() is None
+
+
+def test_status_reads_the_migrations_once_and_changes_nothing(cluster: Cluster) -> None:
+    run = cluster.play("playbooks/status.yml", prosaas_app_version="v2")
+    assert run.rc == 0, run.describe()
+    assert changed_per_host(run) == dict.fromkeys(HOSTS, 0)
+    assert run.output.count("migrations applied: ") == 1, run.output[-6000:]
+    assert run.output.count("migrations: read on the migration host") == 2, run.output[-6000:]
+
+
+# A client on a server: GET URL every 50 ms until /run/probe-stop exists, then one JSON line
+# of the answers counted (200: ok; anything else, or no answer: failed).
+PROBE = """
+import json, os, sys, time, urllib.request
+ok = failed = 0
+while not os.path.exists("/run/probe-stop"):
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
+            ok += 1
+    except Exception:
+        failed += 1
+    time.sleep(0.05)
+print(json.dumps({"ok": ok, "failed": failed}))
+"""
+
+
+@dataclass
+class Probe:
+    """PROBE on HOST's own system, through the proxy it runs: start it, then stop it and
+    read its counts."""
+
+    host: SshHost
+    url: str
+    counts: dict[str, int] = field(default_factory=dict)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.host.container.exec_run(["rm", "-f", "/run/probe-stop"])
+
+        def run() -> None:
+            _, output = self.host.container.exec_run(["python3", "-c", PROBE, self.url])
+            self.counts = json.loads(output.decode().strip().splitlines()[-1])
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> dict[str, int]:
+        assert self.thread is not None
+        self.host.container.exec_run(["touch", "/run/probe-stop"])
+        self.thread.join(timeout=30)
+        return self.counts
+
+
+def test_an_online_deploy_switches_host_by_host_with_no_failed_request(cluster: Cluster) -> None:
+    """v1 -> v2 (109 applied) online over the three servers while a client on infra1 and one
+    on calls1 call their api and calls through the local proxy: every request answered."""
+    cluster.reset_to_v1()
+    probes = [
+        Probe(cluster.hosts["infra1"], "http://127.0.0.1:8080/health"),
+        Probe(cluster.hosts["calls1"], "http://127.0.0.1:8081/health"),
+    ]
+    for probe in probes:
+        probe.start()
+    try:
+        run = cluster.deploy("v2", prosaas_deploy_strategy="online")
+    finally:
+        counts = [probe.stop() for probe in probes]
+    assert run.rc == 0, run.describe()
+    assert "strategy: online" in run.output
+    assert cluster.app_state() == cluster.all_on("v2")
+    starts = phase_runs(run, "start", START_TASK)
+    assert [data["host"] for data in starts] == list(HOSTS)
+    assert [data["host"] for data in phase_runs(run, "migrate", MIGRATE_TASK)] == [MIGRATION_HOST]
+    for host in HOSTS:  # the replaced containers are gone once the release is recorded
+        names = cluster.docker(host, "ps", "-a", "--format", "{{.Names}}").split()
+        assert not [name for name in names if name.endswith(("-next", "-previous"))], names
+    print(f"online over three servers: probes {counts}")
+    assert all(count["ok"] > 20 and count["failed"] == 0 for count in counts), counts

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.conftest import engine_events
 from tests.e2e.conftest import (
     APP_SERVICES,
     V2_COLUMNS,
@@ -92,15 +93,10 @@ def requests_in_flight(stack: Stack, backend: str) -> int:
     return sum(int(row["scur"] or 0) for row in rows if row["pxname"] == backend)
 
 
-def worker_deaths(stack: Stack, since: float) -> list[float]:
-    """When each container named as the worker's stopped since SINCE (epoch seconds)."""
-    events = stack.client.events(
-        since=int(since),
-        until=int(time.time()) + 1,
-        decode=True,
-        filters={"type": "container", "event": "die", "container": f"{stack.prefix}worker"},
-    )
-    return [event["timeNano"] / 1e9 for event in events]
+def deaths_of(stack: Stack, service: str, events: list[dict]) -> list[float]:
+    """When each of the stack's SERVICE containers stopped, from the engine's die EVENTS."""
+    names = (stack.prefix + service, stack.prefix + service + "-previous")
+    return [e["timeNano"] / 1e9 for e in events if e["Actor"]["Attributes"].get("name") in names]
 
 
 def test_online_deploy_under_load_fails_no_request_and_lets_long_work_finish(
@@ -123,7 +119,8 @@ def test_online_deploy_under_load_fails_no_request_and_lets_long_work_finish(
         wait_until(lambda: redis_cli(stack, "LLEN", JOBS) == "0", 30, "the old worker's job")
         wait_until(lambda: requests_in_flight(stack, "prosaas-calls"), 30, "the call in progress")
 
-    with client_traffic(stack) as writer:
+    dies = {"type": "container", "event": "die"}
+    with client_traffic(stack) as writer, engine_events(stack.client, **dies) as events:
         run = deploy_held_at(stack, [Hold("phase-start", start_long_work)], **ONLINE)
     held.finish()
 
@@ -137,7 +134,7 @@ def test_online_deploy_under_load_fails_no_request_and_lets_long_work_finish(
         ).fetchone()
     assert answered[0] == "answered", answered
     # The job ended before the old worker did: the stop waited for it.
-    deaths = worker_deaths(stack, pushed[0] - 1)
+    deaths = [at for at in deaths_of(stack, "worker", events) if at >= pushed[0]]
     assert deaths, "the old worker never stopped"
     assert answered[1].astimezone(UTC) < datetime.fromtimestamp(deaths[0], UTC), (answered, deaths)
 

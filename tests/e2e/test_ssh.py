@@ -30,11 +30,9 @@ from typing import Any
 import ansible_runner
 import docker
 import pytest
-import yaml
 
 from tests.conftest import (
     HOST_WHEELS,
-    ROOT,
     host_stats,
     host_wheels,
     playbook_args,
@@ -54,7 +52,13 @@ from tests.e2e.conftest import (
 from tests.pg_cluster import free_loopback_port
 from tests.registry import Registry, repushed
 from tests.ssh_hosts import SessionKeys, SshHost, remove_host
-from tests.ssh_stack import Tunnel, load_images, read_remote, write_stack_inventory
+from tests.ssh_stack import (
+    Tunnel,
+    load_images,
+    read_remote,
+    write_host_inventory,
+    write_stack_inventory,
+)
 
 VENV_PYTHON = "/opt/prosaas-deploy/venv/bin/python"
 STATE_DIR = "/var/lib/prosaas-deploy"
@@ -100,28 +104,6 @@ class Walk:
     prepares: list[tuple[ansible_runner.Runner, float]]
 
 
-def write_inventory(folder: Path, host: SshHost, keys: SessionKeys) -> Path:
-    """The shared settings (inventories/common.yml), the demo release, and HOST."""
-    settings = folder / "group_vars" / "all"
-    settings.mkdir(parents=True)
-    (settings / "00-common.yml").symlink_to(ROOT / "inventories" / "common.yml")
-    own = {
-        "prosaas_app_version": "v1",
-        "prosaas_app_image": "prosaas-demo/app",
-        "prosaas_migrate_image": "prosaas-demo/migrate:v1",
-        "prosaas_infra_services": [{"name": "redis", "image": "prosaas-demo/redis:7"}],
-        "prosaas_database_host": "db.invalid",
-        "vault_prosaas_database_password": "unused",
-        "prosaas_reports_dir": str(folder / "reports"),
-        "prosaas_python_packages_from": "controller",
-        "prosaas_python_wheels_dir": str(HOST_WHEELS),
-    }
-    (settings / "main.yml").write_text(yaml.safe_dump(own))
-    hosts = {"prosaas": {"hosts": {host.name: host.inventory_vars(keys)}}}
-    (folder / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def test_host(
     docker_engine: docker.DockerClient,
@@ -135,7 +117,7 @@ def test_host(
     host = start_test_host(docker_engine, base_image, ssh_keys, "pdprep", registry.network)
     try:
         base = tmp_path_factory.mktemp("prepare")
-        inventory = write_inventory(base / "inventory", host, ssh_keys)
+        inventory = write_host_inventory(base / "inventory", host, ssh_keys, HOST_WHEELS)
         yield TestHost(host, inventory, base, registry.inventory_vars())
     finally:
         remove_host(docker_engine, host)

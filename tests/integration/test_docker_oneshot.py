@@ -9,14 +9,13 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
 import pytest
 from docker.errors import NotFound
 
-from tests.conftest import ModuleRun, run_module
+from tests.conftest import ModuleRun, engine_events, run_module
 
 ENGINE = "unix:///var/run/docker.sock"
 BASE_REPOSITORY = "prosaas-deploy/base"
@@ -305,14 +304,13 @@ def test_network_mode_host_runs_on_the_host_network(
 def test_check_mode_runs_nothing(
     tmp_path: Path, docker_engine: docker.DockerClient, base_image: str, name: str
 ) -> None:
-    since = datetime.now(UTC)
-    run = run_module(
-        tmp_path,
-        "docker_oneshot",
-        {"name": name, "image": base_image, "command": sh("echo should not run")},
-        check=True,
-    )
-    until = datetime.now(UTC)
+    with engine_events(docker_engine, type="container") as events:
+        run = run_module(
+            tmp_path,
+            "docker_oneshot",
+            {"name": name, "image": base_image, "command": sh("echo should not run")},
+            check=True,
+        )
 
     assert run.rc == 0, run.result
     assert run.result["changed"] is True
@@ -322,9 +320,6 @@ def test_check_mode_runs_nothing(
     assert "would have run" in run.result["msg"]
     assert "exit_code" not in run.result
     assert "log" not in run.result
-    events = docker_engine.events(
-        since=since, until=until, decode=True, filters={"type": "container"}
-    )
     seen = [event for event in events if event["Actor"]["Attributes"].get("name") == name]
     assert seen == [], "check mode touched a container"
     assert not container_exists(docker_engine, name)
