@@ -263,15 +263,6 @@ def start_test_host(
 PREPARE_INPUTS = ("playbooks/prepare.yml", "playbooks/check-ansible.yml", "roles/prepare")
 
 
-@contextlib.contextmanager
-def held_lock(path: Path) -> Iterator[None]:
-    """PATH locked for this process: a second test worker waits here for the first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 @pytest.fixture(scope="session")
 def prepared_host_image(
     docker_engine: docker.DockerClient,
@@ -290,7 +281,9 @@ def prepared_host_image(
     files = [f for path in inputs for f in ([path] if path.is_file() else path.rglob("*"))]
     files = [f for f in files if f.is_file()] + sorted(wheels.glob("*.whl"))
     tag = prepared_image_tag(host_image(docker_engine, base_image), files, ROOT)
-    with held_lock(ROOT / ".state" / "prepared-host.lock"):
+    (ROOT / ".state").mkdir(exist_ok=True)
+    with (ROOT / ".state" / "prepared-host.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second test worker waits here for the first
         if not docker_engine.images.list(name=tag):
             make_prepared_image(docker_engine, base_image, ssh_keys, tmp_path_factory, tag)
     return tag
