@@ -376,8 +376,10 @@ def test_an_inventory_without_the_shared_settings_fails_on_one_line_naming_one(
         capture_output=True, text=True, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode != 0
+    # The callback folds a long message where its version does (ansible-core 2.16 inside it).
+    said = " ".join(result.stdout.split())
     assert (
         "is not set: the inventory must include inventories/common.yml"
-        " (as group_vars/all/00-common.yml) or set it" in result.stdout
+        " (as group_vars/all/00-common.yml) or set it" in said
     ), result.stdout
     assert "Traceback" not in result.stdout + result.stderr
