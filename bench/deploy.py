@@ -942,20 +942,24 @@ def spread_text(spread: Spread | None, digits: int = 1) -> str:
     return "-" if spread is None else spread.text(digits)
 
 
-def median_phases(results: list[RunResult]) -> dict[str, float]:
-    """The median of each phase a way reports (0 in a run that did not report it)."""
-    names = list(dict.fromkeys(name for r in results for name in r.details["phases"]))
+def medians_by_name(results: list[RunResult], key: str) -> dict[str, float]:
+    """The median of each name in the runs' details[KEY] (0 in a run without it)."""
+    runs = [r.details.get(key) or {} for r in results]
+    names = list(dict.fromkeys(name for seconds in runs for name in seconds))
     return {
-        name: round(statistics.median(r.details["phases"].get(name, 0.0) for r in results), 2)
+        name: round(statistics.median(seconds.get(name, 0.0) for seconds in runs), 2)
         for name in names
     }
 
 
+def median_phases(results: list[RunResult]) -> dict[str, float]:
+    """The median of each phase a way reports (0 in a run that did not report it)."""
+    return medians_by_name(results, "phases")
+
+
 def median_window(results: list[RunResult]) -> dict[str, float]:
     """The median seconds of each task in the stop flow's window, longest first."""
-    runs = [r.details.get("window_tasks") or {} for r in results]
-    names = list(dict.fromkeys(name for tasks in runs for name in tasks))
-    medians = {name: round(statistics.median(t.get(name, 0.0) for t in runs), 2) for name in names}
+    medians = medians_by_name(results, "window_tasks")
     return dict(sorted(medians.items(), key=lambda item: -item[1]))
 
 

@@ -94,9 +94,10 @@ def requests_in_flight(stack: Stack, backend: str) -> int:
 
 
 def deaths_of(stack: Stack, service: str, events: list[dict]) -> list[float]:
-    """When each of the stack's SERVICE containers stopped, from the engine's die EVENTS."""
-    names = (stack.prefix + service, stack.prefix + service + "-previous")
-    return [e["timeNano"] / 1e9 for e in events if e["Actor"]["Attributes"].get("name") in names]
+    """When the container named as the stack's SERVICE stopped, from the engine's die
+    EVENTS (the old one is stopped before it takes the -previous name)."""
+    name = stack.prefix + service
+    return [e["timeNano"] / 1e9 for e in events if e["Actor"]["Attributes"].get("name") == name]
 
 
 def test_online_deploy_under_load_fails_no_request_and_lets_long_work_finish(
