@@ -1,7 +1,8 @@
 """Stand-in for the prosaas application images.
 
 Roles (first argument): ``api``, ``calls`` or ``worker``; the image's health check is
-``health.py``, beside this file.
+``health.sh``, beside this file: it asks the api and calls roles ``GET /health`` and reads
+the worker's heartbeat file (HEARTBEAT).
 The demo never creates tables and never runs migrations: it only uses ``call_log``.
 """
 
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
 import redis
-from health import HEARTBEAT, SERVING_ROLES
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
@@ -34,6 +35,9 @@ from psycopg.rows import dict_row
 V2_COLUMNS = ("started_at", "ended_at", "duration_sec")
 JOB_QUEUE = "prosaas:jobs"
 FORCED_REASON = "forced unhealthy (DEMO_FAIL_HEALTH=1)"
+SERVING_ROLES = ("api", "calls", "worker")
+# The worker's heartbeat, as health.sh reads it: "ok EPOCH" or "fail REASON".
+HEARTBEAT = Path("/tmp/worker-heartbeat")  # noqa: S108 - private to the container
 # A call in progress (POST /calls/<sid>/hold) and a slow job (work_seconds) last this long at most.
 MAX_HOLD_SECONDS = 60.0
 LISTEN_ALL = "0.0.0.0"  # noqa: S104 - the service must be reachable from other containers
