@@ -146,22 +146,29 @@ def stop_one(container: Any, timeout: int) -> str:
 
 
 def drain_routed(module: AnsibleModule, client: Any, found: dict[str, Any]) -> list[str]:
-    """Drain the running containers the proxy routes to; what the proxy was told."""
+    """Drain the running containers the proxy routes to, every backend at once (each waits
+    for its own requests in flight); what the proxy was told."""
     params = module.params
     proxy = running_proxy(client, params["proxy_container"]) if params["proxy_container"] else None
     if proxy is None:
         return []
-    told: list[str] = []
-    for name, backend in params["proxy_backends"].items():
-        address = address_on(found.get(name), proxy)
-        if not address:
-            continue
-        runtime = Proxy(proxy, backend, module.check_mode, module.warn)
+    drains = [
+        (Proxy(proxy, backend, module.check_mode, module.warn), address)
+        for name, backend in params["proxy_backends"].items()
+        if (address := address_on(found.get(name), proxy))
+    ]
+    if not drains:
+        return []
+    with ThreadPoolExecutor(max_workers=len(drains)) as pool:
+        futures = [
+            pool.submit(drain, runtime, [address], params["timeout"]) for runtime, address in drains
+        ]
+    told = [action for runtime, _ in drains for action in runtime.actions]
+    for future in futures:
         try:
-            drain(runtime, [address], params["timeout"])
+            future.result()
         except ProxyError as exc:
-            module.fail_json(msg=f"{exc}; nothing was stopped", drained=told + runtime.actions)
-        told += runtime.actions
+            module.fail_json(msg=f"{exc}; nothing was stopped", drained=told)
     return told
 
 

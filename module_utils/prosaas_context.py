@@ -61,17 +61,17 @@ def start_batches(hosts: list[str], size: int) -> list[list[str]]:
 def leases(settings: dict[str, Any], batches: int) -> dict[str, int]:
     """Seconds each renewal of the deploy lock holds it: the lease plus the longest the work
     it covers may take. lock: preflight may bring the database services up healthy first;
-    begin: the stop and infra phases; migrate: the migration, the verify, then the start,
-    batch after batch; rollback: a stop, then a start of a release (the runbook's start.yml,
-    stop.yml and rollback.yml too); manual_migrate: migrate.yml's database brought up, an
-    earlier migrate container waited for, then the migration; backfill: backfill.yml's job."""
+    begin: the stop and infra phases, the migration, the verify, then the start, batch after
+    batch (renewed before the stop, so that no renewal falls inside the stop flow's window);
+    rollback: a stop, then a start of a release (the runbook's start.yml, stop.yml and
+    rollback.yml too); manual_migrate: migrate.yml's database brought up, an earlier migrate
+    container waited for, then the migration; backfill: backfill.yml's job."""
     lease = int(settings["lock_lease_seconds"])
     stop, health = int(settings["stop_timeout"]), int(settings["health_timeout"])
     migrate = int(settings["migrate_timeout"])
     return {
         "lock": lease + health,
-        "begin": lease + stop + health,
-        "migrate": lease + migrate + (health + stop) * batches,
+        "begin": lease + stop + health + migrate + (health + stop) * batches,
         "rollback": lease + stop + health,
         "manual_migrate": lease + health + int(settings["leftover_migrate_wait"]) + migrate,
         "backfill": lease + int(settings["backfill_timeout"]),

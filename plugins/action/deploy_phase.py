@@ -28,36 +28,20 @@ description:
   - Sets the facts C(deploy_phase) (a failure names it) and C(deploy_marks) (when each phase
     started, for the report's timings and downtime). Before the first phase it enters, a
     deploy is in its validate phase, which began at C(deploy_started).
-  - With O(lease), first renews the deploy lock's lease on the state host for that many
-    seconds (the task delegates to the state host and runs once); in check mode, which
-    writes no lock, it renews nothing.
+  - It runs nothing on the host, so entering a phase inside the stop flow's window costs
+    that window no module run.
 author: prosaas-deploy (!UNKNOWN)
 options:
   name:
     description: The phase.
     type: str
     required: true
-  lease:
-    description: Seconds the lock must hold from now, for a phase that may run long; 0 for none.
-    type: int
-    default: 0
-  owner:
-    description: This run, as the deploy lock names it; needed with O(lease).
-    type: dict
-  state_dir:
-    description: The state folder on the state host; needed with O(lease).
-    type: str
 """
 
 EXAMPLES = r"""
 - name: Enter the migrate phase
   deploy_phase:
     name: migrate
-    lease: "{{ deployment.leases.migrate }}"
-    owner: "{{ deploy_lock_owner }}"
-    state_dir: "{{ deployment.state_dir }}"
-  delegate_to: "{{ deployment.state_host }}"
-  run_once: true
 """
 
 RETURN = r"""
@@ -72,7 +56,7 @@ ansible_facts:
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _VALID_ARGS = frozenset(("name", "lease", "owner", "state_dir"))
+    _VALID_ARGS = frozenset(("name",))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -82,19 +66,5 @@ class ActionModule(ActionBase):
         started = {"validate": float(self._templar.template(task_vars.get("deploy_started", 0)))}
         marks = dict(self._templar.template(task_vars.get("deploy_marks") or started))
         facts = {"deploy_phase": name, "deploy_marks": {**marks, name: time.time()}}
-        lease = int(self._task.args.get("lease") or 0)
-        if lease and not self._task.check_mode:
-            renewed = self._execute_module(
-                module_name="deploy_state",
-                module_args={
-                    "action": "renew",
-                    "state_dir": self._task.args["state_dir"],
-                    "owner": self._task.args["owner"],
-                    "lease": lease,
-                },
-                task_vars=task_vars,
-            )
-            if renewed.get("failed"):
-                return {**result, **renewed, "ansible_facts": facts}
         failpoint(f"phase-{name}")
         return {**result, "changed": False, "ansible_facts": facts}

@@ -339,12 +339,13 @@ def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_
 ) -> None:
     """The deploy from control node A is SIGKILLed as it enters its stop phase. From control
     node B the lock reads as held until its lease runs out, then as stale; rollback.yml
-    breaking it brings v2 back. The stop phase's lease here: 5 + 2 + 3 s (lease, stop,
-    health)."""
+    breaking it brings v2 back. The lease renewed as the release is recorded, here: 5 + 2 +
+    3 + 4 + (3 + 2) s (lease, stop, health, migrate, one start batch)."""
     short = {
         "prosaas_lock_lease_seconds": 5,
         "prosaas_stop_timeout": 2,
         "prosaas_health_timeout": 3,
+        "prosaas_migrate_timeout": 4,
     }
 
     def kill() -> None:
@@ -380,7 +381,7 @@ def test_a_killed_deploy_is_seen_stale_from_another_control_node_once_its_lease_
     assert "(lease ran out " in seen[-1][1], seen
     expires = datetime.fromisoformat(lock["expires_at"].replace("Z", "+00:00"))
     renewed = datetime.fromisoformat(lock["renewed_at"].replace("Z", "+00:00"))
-    assert (expires - renewed).total_seconds() == 10, lock
+    assert (expires - renewed).total_seconds() == 19, lock
 
     recovered = ssh_stack.play("playbooks/rollback.yml", "v2", prosaas_break_stale_lock=True)
     assert recovered.rc == 0, recovered.describe()

@@ -93,8 +93,7 @@ def test_batches_of_zero_are_all_hosts_at_once() -> None:
 def test_the_lease_arithmetic_covers_each_renewal() -> None:
     assert leases(SETTINGS, 3) == {
         "lock": 180,
-        "begin": 210,
-        "migrate": 120 + 1800 + (60 + 30) * 3,
+        "begin": 120 + 30 + 60 + 1800 + (60 + 30) * 3,
         "rollback": 210,
         "manual_migrate": 120 + 60 + 60 + 1800,
         "backfill": 120 + 7200,
