@@ -15,7 +15,9 @@ description:
   - With O(proxy_container), each container of O(proxy_backends) is first taken out of the
     proxy's rotation (drained) and its requests in flight get up to O(timeout) seconds to
     finish, so new requests get the proxy's 503 with Retry-After rather than a refused
-    connection.
+    connection. Every backend is drained in the same runtime API exchanges (a read, one line
+    that drains them all and reads again, then a read every 0.1 s while a request is in
+    flight), each a C(docker exec) in the proxy's container.
   - With O(remove), the containers are removed once stopped.
   - With O(previous), it acts on the container a replacement beside (module docker_services)
     kept stopped for each name, not on the named one.
@@ -125,7 +127,7 @@ from ansible.module_utils.prosaas_proxy_runtime import (
     Proxy,
     ProxyError,
     address_on,
-    drain,
+    drain_backends,
     running_proxy,
 )
 from ansible.module_utils.prosaas_service import PREVIOUS_SUFFIX
@@ -146,30 +148,25 @@ def stop_one(container: Any, timeout: int) -> str:
 
 
 def drain_routed(module: AnsibleModule, client: Any, found: dict[str, Any]) -> list[str]:
-    """Drain the running containers the proxy routes to, every backend at once (each waits
-    for its own requests in flight); what the proxy was told."""
+    """Drain the running containers the proxy routes to, every backend in the same runtime
+    API exchanges; what the proxy was told."""
     params = module.params
     proxy = running_proxy(client, params["proxy_container"]) if params["proxy_container"] else None
     if proxy is None:
         return []
-    drains = [
-        (Proxy(proxy, backend, module.check_mode, module.warn), address)
+    addresses = {
+        backend: address
         for name, backend in params["proxy_backends"].items()
         if (address := address_on(found.get(name), proxy))
-    ]
-    if not drains:
+    }
+    if not addresses:
         return []
-    with ThreadPoolExecutor(max_workers=len(drains)) as pool:
-        futures = [
-            pool.submit(drain, runtime, [address], params["timeout"]) for runtime, address in drains
-        ]
-    told = [action for runtime, _ in drains for action in runtime.actions]
-    for future in futures:
-        try:
-            future.result()
-        except ProxyError as exc:
-            module.fail_json(msg=f"{exc}; nothing was stopped", drained=told)
-    return told
+    runtime = Proxy(proxy, ", ".join(addresses), module.check_mode, module.warn)
+    try:
+        drain_backends(runtime, addresses, params["timeout"])
+    except ProxyError as exc:
+        module.fail_json(msg=f"{exc}; nothing was stopped", drained=runtime.actions)
+    return runtime.actions
 
 
 def stop_all(module: AnsibleModule, found: dict[str, Any], running: list[str]) -> dict[str, str]:

@@ -3,9 +3,10 @@ tests import directly), and driving it from a module: ready, drain and wait on t
 
 One read is the reply to ``show servers state <backend>; show stat -1 4 -1``
 (state_command): the slots' addresses and states, then every server's statistics, sessions
-among them. One `docker exec proxy-api` per runtime API line, so nothing of HAProxy is
-reached from outside its container and nothing is reloaded. docker_services and docker_stop
-drive it around the containers they start and stop.
+among them; ALL_STATE_COMMAND reads every backend at once. One `docker exec proxy-api` per
+runtime API line, so nothing of HAProxy is reached from outside its container and nothing is
+reloaded; a line may hold several commands. docker_services and docker_stop drive it around
+the containers they start and stop.
 Failures raise ProxyError; the calling module decides what to undo before it fails.
 """
 
@@ -39,6 +40,10 @@ UNKNOWN_BACKEND = "Can't find backend."
 def state_command(backend: str) -> str:
     """One runtime API line that reads BACKEND's slots and every server's sessions."""
     return f"show servers state {backend}; show stat -1 4 -1"
+
+
+# Every backend's slots and every server's sessions, in one runtime API line.
+ALL_STATE_COMMAND = "show servers state; show stat -1 4 -1"
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,8 @@ def parse_slots(reply: str, backend: str) -> list[Slot] | None:
     }
     slots = []
     for row in _rows(tables.get(SERVERS_STATE, [[]])):
+        if row["be_name"] != backend:
+            continue
         stat = stats.get(row["srv_name"], {})
         check = " ".join(
             part for part in (stat.get("check_status", ""), stat.get("check_desc", "")) if part
@@ -152,6 +159,20 @@ def parse_slots(reply: str, backend: str) -> list[Slot] | None:
             )
         )
     return slots
+
+
+def refusals_before_read(reply: str) -> list[str]:
+    """What the commands before a read said, in the reply to one line of commands that ends
+    with a read (ALL_STATE_COMMAND): one line per refusal, none when every one was taken."""
+    head = reply.split(f"\n{SERVERS_STATE}", 1)[0]
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    return lines[:-1]  # the last is the servers' state format version
+
+
+def backends_in(reply: str) -> list[str]:
+    """The backends whose slots a read (ALL_STATE_COMMAND) lists."""
+    rows = _rows(_tables(reply).get(SERVERS_STATE, [[]]))
+    return sorted({row["be_name"] for row in rows})
 
 
 def parse_backends(reply: str) -> list[str]:
@@ -390,6 +411,76 @@ def drain(proxy: Proxy, addresses: list[str], timeout: float) -> bool:
     put_all(proxy, addresses, "drain")
     failpoint("switch-draining")
     return wait_drained(proxy, addresses, timeout)[0]
+
+
+def read_backends(
+    proxy: Proxy, backends: list[str], command: str = ALL_STATE_COMMAND
+) -> dict[str, list[Slot]]:
+    """The slots of each of BACKENDS, from the reply to COMMAND (a line that ends with the
+    read of every backend)."""
+    reply = proxy.ask(command)
+    refused = refusals_before_read(reply)
+    if refused:
+        raise proxy.error(f"'{command}' answered: {refused[0]}")
+    try:
+        found = {backend: parse_slots(reply, backend) or [] for backend in backends}
+    except ValueError as exc:
+        raise proxy.error(f"unexpected runtime API reply, {exc}") from None
+    unknown = [backend for backend, slots in found.items() if not slots]
+    if unknown:
+        known = ", ".join(backends_in(reply)) or "none"
+        raise proxy.error(
+            f"no such backend {', '.join(unknown)} (the proxy has: {known}); the backend is the"
+            " route's service"
+        )
+    return found
+
+
+def drain_backends(proxy: Proxy, addresses: dict[str, str], timeout: float) -> bool:
+    """Take each backend's address (ADDRESSES: backend -> address) out of rotation and wait
+    for the requests in flight, every backend in the same exchanges: a read, one line that
+    drains them all and reads again, then a read every POLL_SECONDS while a request is in
+    flight. Whether they all finished within TIMEOUT; an address in no slot is a warning.
+    Check mode looks once."""
+    started = time.monotonic()
+    backends = list(addresses)
+    slots = read_backends(proxy, backends)
+    placed = {}
+    for backend, address in addresses.items():
+        slot = slot_of(slots[backend], address)
+        if slot is None:
+            proxy.warn(
+                f"proxy container {proxy.container.name}, backend {backend}: {address} is in"
+                f" no slot (slots: {summary(slots[backend])}), so it gets no request: nothing"
+                " to drain"
+            )
+        else:
+            placed[backend] = slot
+    draining = {backend: slot for backend, slot in placed.items() if slot.needs("drain")}
+    if draining:
+        proxy.changed = True
+        verb = "would drain" if proxy.check_mode else "drain"
+        proxy.actions += [f"{verb} {slot.label()}" for slot in draining.values()]
+    if draining and not proxy.check_mode:
+        commands = [f"set server {b}/{slot.name} state drain" for b, slot in draining.items()]
+        slots = read_backends(proxy, backends, "; ".join([*commands, ALL_STATE_COMMAND]))
+    while True:
+        busy = [
+            (backend, slot)
+            for backend, address in addresses.items()
+            if (slot := slot_of(slots[backend], address)) and slot.sessions
+        ]
+        if not busy or proxy.check_mode:
+            return not busy
+        if time.monotonic() - started >= timeout:
+            left = ", ".join(f"{backend} {slot.label()} {slot.sessions}" for backend, slot in busy)
+            proxy.warn(
+                f"proxy container {proxy.container.name}: sessions left after drain_timeout"
+                f" {int(timeout)} s: {left}; stopping the containers now cuts them"
+            )
+            return False
+        time.sleep(POLL_SECONDS)
+        slots = read_backends(proxy, backends)
 
 
 def address_on(container: Any, proxy: Any) -> str:

@@ -421,3 +421,33 @@ def test_a_missing_or_stopped_proxy_is_none_and_gives_no_address(
         assert runtime.address_on(stopped, stopped) == ""  # not running: nothing to drain
     finally:
         stopped.remove(force=True)
+
+
+def test_the_stop_flows_drain_waits_for_the_request_in_flight_and_names_an_unknown_backend(
+    stack: ProxyStack, start_app: Callable[[str], App]
+) -> None:
+    """drain_backends, as docker_stop drains before it stops: the slot drained in the same
+    line that reads it back, the request in flight answered, a new one refused by the proxy."""
+    old = start_app("old")
+    serving(stack, old)
+    driven = drive(stack)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        in_flight = slow_request(pool, stack, 2)
+        stack.wait_for_session(old)
+        drained = runtime.drain_backends(driven.proxy, {SERVICE: old.address}, 30)
+        sessions = slot_of(driven.proxy, old).sessions
+        slow = in_flight.result()
+
+    assert drained is True
+    assert sessions == 0  # the drain returned only once the request in flight was done
+    assert driven.proxy.actions == [f"drain {slot_of(driven.proxy, old).label()}"]
+    assert driven.warnings == []
+    assert stack.admin_state(old) == FORCED_DRAIN
+    assert (slow.status, slow.body) == (200, old.name)
+    assert get(stack.url).status == 503
+
+    with pytest.raises(runtime.ProxyError) as raised:
+        runtime.drain_backends(driven.proxy, {"tpx-nope": old.address}, 5)
+    assert str(raised.value).endswith(
+        f"no such backend tpx-nope (the proxy has: {SERVICE}); the backend is the route's service"
+    )

@@ -81,3 +81,39 @@ def test_an_unknown_backend_is_none_and_any_other_reply_an_error() -> None:
 def test_backends_are_the_names_show_backend_lists() -> None:
     reply = "# name\nprosaas-api\nprosaas-calls\n\n"
     assert runtime.parse_backends(reply) == ["prosaas-api", "prosaas-calls"]
+
+
+# The reply to "set server prosaas-api/prosaas-api2 state drain; set server
+# prosaas-calls/nope state drain; " + ALL_STATE_COMMAND: the first set taken (a blank line),
+# the second refused, then every backend's slots.
+ALL_BACKENDS_REPLY = """
+No such server.
+
+1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight \
+srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state \
+srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl \
+srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+4 prosaas-api 2 prosaas-api2 172.18.0.5 2 8 1 1 5 15 3 1 6 0 0 0 prosaas-api 8000 - 0 0 - - 0
+6 prosaas-calls 1 prosaas-calls1 172.18.0.6 2 0 1 1 5 15 3 1 6 0 0 0 prosaas-calls 8000 - 0 0 - - 0
+
+# pxname,svname,qcur,qmax,scur,smax,status,check_status,addr,check_desc,
+prosaas-api,prosaas-api2,0,0,1,3,DRAIN,L7OK,172.18.0.5:8000,Layer7 check passed,
+prosaas-calls,prosaas-calls1,0,0,9,9,UP,L7OK,172.18.0.6:8000,Layer7 check passed,
+
+"""
+
+
+def test_a_read_of_every_backend_gives_each_backend_its_own_slots() -> None:
+    api = runtime.parse_slots(ALL_BACKENDS_REPLY, "prosaas-api")
+    calls = runtime.parse_slots(ALL_BACKENDS_REPLY, "prosaas-calls")
+    assert [(s.name, s.state, s.sessions) for s in api or []] == [("prosaas-api2", "DRAIN", 1)]
+    assert [(s.name, s.state, s.sessions) for s in calls or []] == [("prosaas-calls1", "UP", 9)]
+    assert runtime.parse_slots(ALL_BACKENDS_REPLY, "prosaas-other") == []
+    assert runtime.backends_in(ALL_BACKENDS_REPLY) == ["prosaas-api", "prosaas-calls"]
+
+
+def test_what_the_commands_before_a_read_refused_is_one_line_each() -> None:
+    assert runtime.refusals_before_read(ALL_BACKENDS_REPLY) == ["No such server."]
+    assert runtime.refusals_before_read(REPLY) == []
+    assert runtime.refusals_before_read("\n" + REPLY) == []
