@@ -247,6 +247,19 @@ def slow_request(pool: ThreadPoolExecutor, stack: ProxyStack, seconds: int) -> F
     return pool.submit(get, f"{stack.url}/slow?s={seconds}")
 
 
+def while_in_flight(
+    stack: ProxyStack, proxy: Any, app: App, seconds: int, action: Callable[[], Any]
+) -> tuple[Any, int, Answer]:
+    """ACTION run once a SECONDS-long request to APP is in flight: what it returned, APP's
+    sessions just after it, and the request's answer."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        in_flight = slow_request(pool, stack, seconds)
+        stack.wait_for_session(app)
+        result = action()
+        sessions = slot_of(proxy, app).sessions
+        return result, sessions, in_flight.result()
+
+
 def switch(stack: ProxyStack, new: App, old: App) -> tuple[Driven, bool, float]:
     """What docker_services does with the beside replace: ready NEW, then drain OLD and wait
     for its requests in flight; (the driven proxy, drained, seconds the drain waited)."""
@@ -313,13 +326,12 @@ def test_a_drain_longer_than_its_timeout_is_a_warning_and_cuts_nothing(
     old = start_app("old")
     serving(stack, old)
     driven = drive(stack)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        in_flight = slow_request(pool, stack, 6)
-        stack.wait_for_session(old)
+
+    def drain() -> tuple[bool, float]:
         runtime.put_all(driven.proxy, [old.address], "drain")
-        drained, waited = runtime.wait_drained(driven.proxy, [old.address], 1)
-        sessions = slot_of(driven.proxy, old).sessions
-        slow = in_flight.result()
+        return runtime.wait_drained(driven.proxy, [old.address], 1)
+
+    (drained, waited), sessions, slow = while_in_flight(stack, driven.proxy, old, 6, drain)
 
     assert driven.proxy.changed is True
     assert drained is False
@@ -431,12 +443,13 @@ def test_the_stop_flows_drain_waits_for_the_request_in_flight_and_names_an_unkno
     old = start_app("old")
     serving(stack, old)
     driven = drive(stack)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        in_flight = slow_request(pool, stack, 2)
-        stack.wait_for_session(old)
-        drained = runtime.drain_backends(driven.proxy, {SERVICE: old.address}, 30)
-        sessions = slot_of(driven.proxy, old).sessions
-        slow = in_flight.result()
+    drained, sessions, slow = while_in_flight(
+        stack,
+        driven.proxy,
+        old,
+        2,
+        lambda: runtime.drain_backends(driven.proxy, {SERVICE: old.address}, 30),
+    )
 
     assert drained is True
     assert sessions == 0  # the drain returned only once the request in flight was done
