@@ -86,10 +86,27 @@ def load_images(host: SshHost, images: list[str]) -> None:
         raise HostError(f"could not load {images} on {host.name}: {load.stderr.strip()}")
 
 
+# How often a read is tried when the exec itself fails (not the file missing): on a loaded
+# machine an exec can fail to start, and an empty answer would read as "no file".
+READ_ATTEMPTS = 3
+
+
 def read_remote(host: SshHost, path: str) -> str | None:
-    """The text of PATH on HOST; None when there is no such file."""
-    result = host.container.exec_run(["cat", path])
-    return result.output.decode() if result.exit_code == 0 else None
+    """The text of PATH on HOST; None when there is no such file. Any other failure of the
+    read is the test's, on one line, never taken for a missing file."""
+    said = ""
+    for _attempt in range(READ_ATTEMPTS):
+        result = host.container.exec_run(["cat", path], demux=True)
+        out, err = result.output
+        if result.exit_code == 0:
+            return (out or b"").decode()
+        said = (err or out or b"").decode(errors="replace").strip()
+        if "No such file" in said:
+            return None
+    raise AssertionError(
+        f"cannot read {path} on {host.name} ({READ_ATTEMPTS} tries): exit status"
+        f" {result.exit_code}: {said or 'no output'}"
+    )
 
 
 def write_host_inventory(folder: Path, host: SshHost, keys: SessionKeys, wheels: Path) -> Path:
