@@ -262,7 +262,7 @@ from ansible.module_utils.prosaas_proxy_runtime import (
     ProxyError,
     address_on,
     bring_up,
-    drain,
+    drain_backends,
     put_all,
     ready_once_placed,
     running_proxy,
@@ -431,9 +431,14 @@ class Run:
             try:
                 if new is not None:
                     bring_up(runtime, [address_on(new, proxy)], params["wait_timeout"])
-                drained = old is None or drain(
-                    runtime, [address_on(old, proxy)], params["drain_timeout"]
-                )
+                drained = True
+                if old is not None:
+                    drained = drain_backends(
+                        runtime,
+                        {backend: address_on(old, proxy)},
+                        params["drain_timeout"],
+                        held_at="switch-draining",
+                    )[0]
             except ProxyError as exc:
                 failure, settle = str(exc), PROXY_SETTLE_S if exc.transient else 0.0
             # A proxy that restarted meanwhile lost what it was told, even when it answered.

@@ -379,40 +379,6 @@ def put_all(proxy: Proxy, addresses: list[str], target: str) -> None:
             proxy.put(slot, target)
 
 
-def wait_drained(proxy: Proxy, addresses: list[str], timeout: float) -> tuple[bool, float]:
-    """Wait until the slots of ADDRESSES have no session; whether they got there, and the
-    seconds waited. Check mode looks once."""
-    started = time.monotonic()
-    while True:
-        slots = proxy.slots()
-        busy = [
-            slot for address in addresses if (slot := slot_of(slots, address)) and slot.sessions
-        ]
-        waited = time.monotonic() - started
-        if not busy:
-            return True, waited
-        if proxy.check_mode:
-            proxy.actions += [f"would wait for {slot.label()} to drain" for slot in busy]
-            return False, waited
-        if waited >= timeout:
-            left = ", ".join(f"{slot.label()} {slot.sessions}" for slot in busy)
-            proxy.warn(
-                f"proxy container {proxy.container.name}, backend {proxy.backend}: sessions "
-                f"left after drain_timeout {int(timeout)} s: {left}; stopping the container "
-                "now cuts them"
-            )
-            return False, waited
-        time.sleep(POLL_SECONDS)
-
-
-def drain(proxy: Proxy, addresses: list[str], timeout: float) -> bool:
-    """Take ADDRESSES out of rotation and wait for their requests in flight; whether they
-    all finished within TIMEOUT."""
-    put_all(proxy, addresses, "drain")
-    failpoint("switch-draining")
-    return wait_drained(proxy, addresses, timeout)[0]
-
-
 def read_backends(
     proxy: Proxy, backends: list[str], command: str = ALL_STATE_COMMAND
 ) -> dict[str, list[Slot]]:
@@ -436,11 +402,14 @@ def read_backends(
     return found
 
 
-def drain_backends(proxy: Proxy, addresses: dict[str, str], timeout: float) -> bool:
+def drain_backends(
+    proxy: Proxy, addresses: dict[str, str], timeout: float, held_at: str = ""
+) -> tuple[bool, float]:
     """Take each backend's address (ADDRESSES: backend -> address) out of rotation and wait
     for the requests in flight, every backend in the same exchanges: a read, one line that
     drains them all and reads again, then a read every POLL_SECONDS while a request is in
-    flight. Whether they all finished within TIMEOUT; an address in no slot is a warning.
+    flight. Whether they all finished within TIMEOUT, and the seconds waited; an address in
+    no slot is a warning. HELD_AT names the failpoint passed between the drain and the wait.
     Check mode looks once."""
     started = time.monotonic()
     backends = list(addresses)
@@ -464,21 +433,24 @@ def drain_backends(proxy: Proxy, addresses: dict[str, str], timeout: float) -> b
     if draining and not proxy.check_mode:
         commands = [f"set server {b}/{slot.name} state drain" for b, slot in draining.items()]
         slots = read_backends(proxy, backends, "; ".join([*commands, ALL_STATE_COMMAND]))
+    if held_at and failpoint(held_at):
+        slots = read_backends(proxy, backends)
     while True:
         busy = [
             (backend, slot)
             for backend, address in addresses.items()
             if (slot := slot_of(slots[backend], address)) and slot.sessions
         ]
+        waited = time.monotonic() - started
         if not busy or proxy.check_mode:
-            return not busy
-        if time.monotonic() - started >= timeout:
+            return not busy, waited
+        if waited >= timeout:
             left = ", ".join(f"{backend} {slot.label()} {slot.sessions}" for backend, slot in busy)
             proxy.warn(
                 f"proxy container {proxy.container.name}: sessions left after drain_timeout"
                 f" {int(timeout)} s: {left}; stopping the containers now cuts them"
             )
-            return False
+            return False, waited
         time.sleep(POLL_SECONDS)
         slots = read_backends(proxy, backends)
 

@@ -265,8 +265,7 @@ def switch(stack: ProxyStack, new: App, old: App) -> tuple[Driven, bool, float]:
     for its requests in flight; (the driven proxy, drained, seconds the drain waited)."""
     driven = drive(stack)
     runtime.bring_up(driven.proxy, [new.address], 30)
-    runtime.put_all(driven.proxy, [old.address], "drain")
-    drained, waited = runtime.wait_drained(driven.proxy, [old.address], 30)
+    drained, waited = runtime.drain_backends(driven.proxy, {SERVICE: old.address}, 30)
     return driven, drained, waited
 
 
@@ -328,8 +327,7 @@ def test_a_drain_longer_than_its_timeout_is_a_warning_and_cuts_nothing(
     driven = drive(stack)
 
     def drain() -> tuple[bool, float]:
-        runtime.put_all(driven.proxy, [old.address], "drain")
-        return runtime.wait_drained(driven.proxy, [old.address], 1)
+        return runtime.drain_backends(driven.proxy, {SERVICE: old.address}, 1)
 
     (drained, waited), sessions, slow = while_in_flight(stack, driven.proxy, old, 6, drain)
 
@@ -351,7 +349,8 @@ def test_check_mode_changes_nothing_and_ready_undoes_a_drain(
     serving(stack, old)
 
     planned = drive(stack, check=True).proxy
-    assert runtime.drain(planned, [old.address], 30) is True  # no session: nothing to wait for
+    # no session: nothing to wait for
+    assert runtime.drain_backends(planned, {SERVICE: old.address}, 30)[0] is True
     assert planned.changed is True
     assert planned.actions == [f"would drain {slot_of(planned, old).label()}"]
     assert stack.admin_state(old) == 0
@@ -361,7 +360,8 @@ def test_check_mode_changes_nothing_and_ready_undoes_a_drain(
     proxy_container = stack.client.containers.get(stack.proxy)
     assert runtime.address_on(container, proxy_container) == old.address
     drained = drive(stack).proxy
-    assert runtime.drain(drained, [runtime.address_on(container, proxy_container)], 30) is True
+    address = runtime.address_on(container, proxy_container)
+    assert runtime.drain_backends(drained, {SERVICE: address}, 30)[0] is True
     assert drained.actions == [f"drain {slot_of(drained, old).label()}"]
     assert stack.admin_state(old) == FORCED_DRAIN
 
@@ -402,7 +402,7 @@ def test_an_address_that_never_fills_a_slot_fails_in_one_line_and_drains_nothing
 def test_an_address_in_no_slot_is_a_warning_and_nothing_to_drain(stack: ProxyStack) -> None:
     ghost = stack.unused_address()
     driven = drive(stack)
-    assert runtime.drain(driven.proxy, [ghost], 5) is True
+    assert runtime.drain_backends(driven.proxy, {SERVICE: ghost}, 5)[0] is True
     assert (driven.proxy.changed, driven.proxy.actions) == (False, [])
     assert len(driven.warnings) == 1
     assert f"{ghost} is in no slot" in driven.warnings[0]
@@ -443,7 +443,7 @@ def test_the_stop_flows_drain_waits_for_the_request_in_flight_and_names_an_unkno
     old = start_app("old")
     serving(stack, old)
     driven = drive(stack)
-    drained, sessions, slow = while_in_flight(
+    (drained, _), sessions, slow = while_in_flight(
         stack,
         driven.proxy,
         old,
