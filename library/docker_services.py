@@ -28,7 +28,8 @@ description:
     or becomes the service's container when that one is gone.
   - With O(proxy_container), each container of a service in O(proxy_backends) must also be
     UP in the proxy's rotation (through the proxy's runtime API, C(docker exec proxy-api))
-    before the module returns.
+    before the module returns. In place, every slot of those backends that a stop or a drain
+    left drained is readied while the containers start, in one runtime API line.
   - In check mode nothing is created or started, and the result says what would have been
     done, which makes the module a comparison of what runs with what is wanted.
 version_added: "0.1.0"
@@ -264,7 +265,7 @@ from ansible.module_utils.prosaas_proxy_runtime import (
     bring_up,
     drain_backends,
     put_all,
-    ready_once_placed,
+    ready_backends,
     running_proxy,
 )
 from ansible.module_utils.prosaas_schema import SERVICE_OPTIONS
@@ -308,6 +309,13 @@ def service_params(params: dict[str, Any], entry: dict[str, Any]) -> dict[str, A
         "stop_timeout": params["stop_timeout"],
         "docker_host": params["docker_host"],
     }
+
+
+def ready_leaving_errors(runtime: Proxy, backends: list[str]) -> None:
+    """ready_backends; a proxy that cannot be asked is left to the rotation's own wait
+    (bring_up), which readies the slot it finds and fails in one line."""
+    with contextlib.suppress(ProxyError):
+        ready_backends(runtime, backends)
 
 
 class Run:
@@ -373,41 +381,28 @@ class Run:
 
     @contextlib.contextmanager
     def readying_early(self) -> Iterator[None]:
-        """In place (the stop flow), while the engine's health checks run: ready each routed
-        new container in the proxy as soon as the proxy has placed it, so that it takes
-        requests once the proxy's own check passes instead of after every service's health
-        check and the rotation below (which then finds it UP)."""
+        """In place (the stop flow), while the containers start: ready every slot of the
+        routed backends that a stop or a drain left drained, in one runtime API line beside
+        the start, so that a new container takes requests as soon as the proxy has placed it
+        and its own check passes, not after every service's health check and the rotation
+        below (which then finds it UP). Errors are left to the rotation's own wait."""
         name = self.module.params["proxy_container"]
         proxy = (
             running_proxy(self.client, name)
             if name and self.module.params["replace"] != "beside" and not self.module.check_mode
             else None
         )
-        routed = [
-            (backend, self.new[manager.name])
-            for backend, manager in self.routed()
-            if self.new.get(manager.name) is not None
-        ]
-        if proxy is None or not routed:
+        backends = [route[0] for route in self.routed()]
+        if proxy is None or not backends:
             yield
             return
-        stop = threading.Event()
-        threads = [
-            threading.Thread(
-                target=ready_once_placed,
-                args=(Proxy(proxy, backend, False, self.module.warn), new, proxy, stop),
-                daemon=True,
-            )
-            for backend, new in routed
-        ]
-        for thread in threads:
-            thread.start()
+        runtime = Proxy(proxy, ", ".join(backends), False, self.module.warn)
+        thread = threading.Thread(target=ready_leaving_errors, args=(runtime, backends))
+        thread.start()
         try:
             yield
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
+            thread.join()
 
     def proxy(self) -> Any:
         name = self.module.params["proxy_container"]
@@ -534,8 +529,8 @@ def timed_stop(manager: ServiceManager, container: Any) -> float:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     run = Run(module, docker_client(module))
-    run.start()
     with run.readying_early():
+        run.start()
         run.wait()
     proxy = run.proxy()
     if proxy is not None:

@@ -345,23 +345,6 @@ def bring_up(proxy: Proxy, addresses: list[str], timeout: float) -> float:
         time.sleep(POLL_SECONDS)
 
 
-def ready_once_placed(proxy: Proxy, container: Any, proxy_container: Any, stop: Any) -> None:
-    """Ready CONTAINER's slot as soon as the proxy has placed its address, until STOP (a
-    threading.Event) is set; errors are left to the caller's own wait (bring_up). The
-    proxy's own check of the route (its health path, or its port) still decides when the
-    slot takes requests, so readying it does not wait for the engine's health check."""
-    while not stop.is_set():
-        with contextlib.suppress(ProxyError, APIError, *ENGINE_CONNECTION_ERRORS):
-            container.reload()
-            address = address_on(container, proxy_container)
-            slot = slot_of(proxy.slots(), address) if address else None
-            if slot is not None:
-                if slot.needs("ready"):
-                    proxy.put(slot, "ready")
-                return
-        stop.wait(POLL_SECONDS)
-
-
 def put_all(proxy: Proxy, addresses: list[str], target: str) -> None:
     """Set the slots of ADDRESSES to TARGET; an address in no slot is a warning."""
     if not addresses:
@@ -400,6 +383,22 @@ def read_backends(
             " route's service"
         )
     return found
+
+
+def ready_backends(proxy: Proxy, backends: list[str]) -> None:
+    """Ready every slot of BACKENDS that is not READY (a drained or maintained one, with or
+    without an address), in one runtime API line after one read of every backend."""
+    slots = read_backends(proxy, backends)
+    commands = [
+        f"set server {backend}/{slot.name} state ready"
+        for backend in backends
+        for slot in slots[backend]
+        if slot.needs("ready")
+    ]
+    if commands:
+        read_backends(proxy, backends, "; ".join([*commands, ALL_STATE_COMMAND]))
+        proxy.changed = True
+        proxy.actions += [command.removeprefix("set server ") for command in commands]
 
 
 def drain_backends(

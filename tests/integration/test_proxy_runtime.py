@@ -464,3 +464,25 @@ def test_the_stop_flows_drain_waits_for_the_request_in_flight_and_names_an_unkno
     assert str(raised.value).endswith(
         f"no such backend tpx-nope (the proxy has: {SERVICE}); the backend is the route's service"
     )
+
+
+def test_the_start_readies_every_drained_slot_in_one_line_and_then_has_nothing_to_do(
+    stack: ProxyStack, start_app: Callable[[str], App]
+) -> None:
+    """ready_backends, as docker_services readies while the stop flow's containers start:
+    the slot the stop drained takes requests again, and a second call changes nothing."""
+    old = start_app("old")
+    serving(stack, old)
+    runtime.drain_backends(drive(stack).proxy, {SERVICE: old.address}, 5)
+    assert stack.admin_state(old) == FORCED_DRAIN
+
+    readied = drive(stack)
+    runtime.ready_backends(readied.proxy, [SERVICE])
+    assert readied.proxy.changed is True
+    assert readied.proxy.actions == [f"{SERVICE}/{slot_of(readied.proxy, old).name} state ready"]
+    assert stack.admin_state(old) == 0
+    assert get(stack.url).body == old.name
+
+    again = drive(stack)
+    runtime.ready_backends(again.proxy, [SERVICE])
+    assert (again.proxy.changed, again.proxy.actions) == (False, [])
