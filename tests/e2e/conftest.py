@@ -612,11 +612,20 @@ def running_engine(engine: Engine, images: list[str]) -> Engine:
     return engine
 
 
+def worker_number() -> int:
+    """This test process's number among pytest-xdist's workers (gw0, gw1, ...); 0 without."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
 @pytest.fixture(scope="session")
 def second_engine(demo_images: list[str], tmp_path_factory) -> Iterator[Engine]:
-    """A dockerd of its own (socket, data root, address pool) with the demo images."""
+    """A dockerd of its own (socket, data root, address pool, bridge) with the demo images.
+    Each test worker's session has one: its bridge and addresses are the worker's own, or
+    the first worker to end would delete the bridge the other's engine runs on."""
     root = tmp_path_factory.mktemp("engine")
-    engine = running_engine(Engine(root, "10.213.0.0/16", "pdtest0", "10.214.0.1/24"), STACK_IMAGES)
+    n = worker_number()
+    engine = Engine(root, f"10.{213 + 2 * n}.0.0/16", f"pdtest{n}", f"10.{214 + 2 * n}.0.1/24")
+    engine = running_engine(engine, STACK_IMAGES)
     yield engine
     engine.remove()
 
